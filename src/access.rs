@@ -1,0 +1,54 @@
+//! The access log: one `tracing` event per request, target `tether::access`.
+//!
+//! A record is written when it is dropped, so a streamed response is logged when its body has
+//! ended (or the client went away), with the full duration and byte count.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use tokio::time::Instant;
+
+/// What is known about one request, logged on drop.
+#[derive(Debug)]
+pub struct AccessRecord {
+    /// Listener that accepted the request.
+    pub listener: Arc<str>,
+    /// Client address (TCP peer).
+    pub client: SocketAddr,
+    /// Request method.
+    pub method: Method,
+    /// Request path, without the query (which may carry secrets).
+    pub path: String,
+    /// Response status sent to the client.
+    pub status: StatusCode,
+    /// Backend that served the request, if any.
+    pub backend: Option<Arc<str>>,
+    /// Backends tried before the one that answered.
+    pub retries: usize,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    /// The response body ended with an upstream error.
+    pub aborted: bool,
+    /// When the request head was received.
+    pub start: Instant,
+}
+
+impl Drop for AccessRecord {
+    fn drop(&mut self) {
+        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "tether::access",
+            listener = %self.listener,
+            method = %self.method,
+            path = %self.path,
+            status = self.status.as_u16(),
+            backend.id = %self.backend.as_deref().unwrap_or("-"),
+            retries = self.retries,
+            bytes = self.bytes,
+            aborted = self.aborted,
+            duration_ms = format_args!("{duration_ms:.3}"),
+            client.addr = %self.client,
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The response body tether sends to clients: a streamed upstream body or a short local one.
+//!
+//! An upstream body carries the request's end-of-life state: the backend's in-flight guard,
+//! the client connection's activity guard, and the access-log record. All of them end when the
+//! body is dropped, which hyper does after the last byte is written or when the client goes
+//! away, so least_conn and the access log see the whole response, not just its headers.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::access::AccessRecord;
+use crate::backend::InFlight;
+use crate::server::Busy;
+
+/// A response body sent to a client.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// A backend's response body, streamed frame by frame.
+    Upstream {
+        /// The backend's body.
+        inner: Incoming,
+        /// Keeps the request counted as in flight on its backend.
+        in_flight: InFlight,
+        /// Logs the request when the body ends.
+        record: AccessRecord,
+        /// Keeps the client connection out of its idle timeout.
+        busy: Option<Busy>,
+    },
+    /// A body produced by tether itself (errors, admin answers).
+    Local(Option<Bytes>),
+}
+
+impl ProxyBody {
+    /// A complete body from bytes.
+    pub fn local(bytes: impl Into<Bytes>) -> Self {
+        Self::Local(Some(bytes.into()))
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Upstream { inner, record, .. } => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            record.bytes += data.len() as u64;
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => record.aborted = true,
+                    _ => {}
+                }
+                polled
+            }
+            Self::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Upstream { inner, .. } => inner.is_end_stream(),
+            Self::Local(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Upstream { inner, .. } => inner.size_hint(),
+            Self::Local(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Why a request could not be proxied, and the status each reason maps to.
+
+use http::StatusCode;
+
+/// A proxying failure, answered to the client with a short plain-text body.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The listener's pool has no backend that may take a request.
+    #[error("no backend available")]
+    NoBackend,
+    /// Every eligible backend refused or timed out the connection.
+    #[error("no backend reachable ({attempts} tried)")]
+    AllUnreachable {
+        /// Backends tried.
+        attempts: usize,
+    },
+    /// The backend failed after the request was sent (reset, malformed response, ...).
+    #[error("upstream failed")]
+    Upstream(#[source] hyper::Error),
+    /// The backend did not send response headers within `response_timeout`.
+    #[error("upstream timed out")]
+    Timeout,
+}
+
+impl ProxyError {
+    /// The status the client receives.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AllUnreachable { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! tether: an L7 load balancer and reverse proxy that makes affinity a measured choice.
+//!
+//! The binary (`src/main.rs`) wires these modules together; see README.md for the
+//! architecture in a few lines.
+
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod admin;
+pub mod backend;
+pub mod balance;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod pool;
+pub mod proxy;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,224 @@
+//! Per request: pick a backend, forward, and retry elsewhere when the request was never sent.
+//!
+//! The request path reads one routing snapshot and touches only atomics and the lock-free
+//! idle queues. A backend that cannot be connected to is skipped and never tried twice for
+//! the same request; the request body is untouched until a connection exists, so this is
+//! safe for every method. Once a request has been sent, a failure is answered, not retried.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::access::AccessRecord;
+use crate::backend::Backend;
+use crate::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::headers;
+use crate::pool::{Pool, PoolSettings, Routes};
+use crate::server::Busy;
+use crate::upstream::{self, ConnectError, Sender};
+
+/// State shared by every request of the process.
+#[derive(Debug)]
+pub struct Shared {
+    /// The current routing snapshot; replaced whole on reload.
+    pub routes: ArcSwap<Routes>,
+}
+
+/// What a request needs to know about the listener that accepted it.
+#[derive(Debug)]
+pub struct ListenerCtx {
+    /// Listener name, for logs.
+    pub name: Arc<str>,
+    /// Pool the listener forwards to.
+    pub pool: String,
+    /// Scheme clients used (`http` or `https`), for `X-Forwarded-Proto`.
+    pub proto: &'static str,
+}
+
+/// Proxies one client request; every failure becomes a response, never an error.
+pub async fn handle(
+    shared: Arc<Shared>,
+    listener: Arc<ListenerCtx>,
+    client: SocketAddr,
+    busy: Busy,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut record = AccessRecord {
+        listener: Arc::clone(&listener.name),
+        client,
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        status: StatusCode::BAD_GATEWAY,
+        backend: None,
+        retries: 0,
+        bytes: 0,
+        aborted: false,
+        start: Instant::now(),
+    };
+    let req = to_upstream(req, client, listener.proto);
+    let routes = shared.routes.load();
+    let result = match routes.pools.get(&listener.pool) {
+        Some(pool) => forward(pool, req, &mut record).await,
+        None => Err(ProxyError::NoBackend),
+    };
+    Ok(match result {
+        Ok((mut resp, in_flight)) => {
+            headers::strip_hop_by_hop(resp.headers_mut());
+            record.status = resp.status();
+            record.backend = Some(Arc::clone(&in_flight.backend().id));
+            resp.map(|inner| ProxyBody::Upstream {
+                inner,
+                in_flight,
+                record,
+                busy: Some(busy),
+            })
+        }
+        Err(e) => {
+            record.status = e.status();
+            tracing::debug!(listener = %listener.name, error = %e, "request failed");
+            local_response(e.status(), &format!("{e}\n"))
+        }
+    })
+}
+
+/// A short plain-text response produced by tether.
+pub fn local_response(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::local(text.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Rewrites a client request into the HTTP/1.1 origin-form request a backend expects.
+fn to_upstream(
+    req: Request<Incoming>,
+    client: SocketAddr,
+    proto: &'static str,
+) -> Request<Incoming> {
+    let (mut parts, body) = req.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    // HTTP/2 clients send the host as :authority; HTTP/1.1 backends need a Host header.
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    let host = parts.headers.get(header::HOST).cloned();
+    headers::add_forwarded(&mut parts.headers, client.ip(), proto, host.as_ref());
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
+    }
+    parts.version = Version::HTTP_11;
+    Request::from_parts(parts, body)
+}
+
+/// Why one attempt on one backend did not produce a response.
+// The large variant carries the request back for the next attempt; boxing it would cost an
+// allocation on every retry for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Failure {
+    /// Nothing was sent; the request comes back for the next backend.
+    NotSent(Request<Incoming>, ConnectError),
+    /// The request was sent (at least partly) and then failed.
+    Sent(ProxyError),
+}
+
+/// Sends `req` to backends in the balancer's order until one answers.
+async fn forward(
+    pool: &Pool,
+    mut req: Request<Incoming>,
+    record: &mut AccessRecord,
+) -> Result<(Response<Incoming>, crate::backend::InFlight), ProxyError> {
+    let mut tried: Vec<usize> = Vec::new();
+    loop {
+        let Some(i) = pool.balancer.pick(&pool.backends, |i| tried.contains(&i)) else {
+            return Err(if tried.is_empty() {
+                ProxyError::NoBackend
+            } else {
+                ProxyError::AllUnreachable {
+                    attempts: tried.len(),
+                }
+            });
+        };
+        tried.push(i);
+        let backend = &pool.backends[i];
+        let in_flight = backend.start_request();
+        match attempt(backend, &pool.settings, req).await {
+            Ok(resp) => {
+                record.retries = tried.len() - 1;
+                return Ok((resp, in_flight));
+            }
+            Err(Failure::NotSent(back, e)) => {
+                tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                req = back;
+            }
+            Err(Failure::Sent(e)) => {
+                record.backend = Some(Arc::clone(&backend.id));
+                tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// One backend: reuse an idle connection or open one, then send.
+async fn attempt(
+    backend: &Arc<Backend>,
+    settings: &PoolSettings,
+    mut req: Request<Incoming>,
+) -> Result<Response<Incoming>, Failure> {
+    if let Some(sender) = backend.idle.checkout(settings.keepalive_timeout) {
+        match send(sender, backend, settings, req).await {
+            // The backend closed the idle connection just as we took it: not the backend's
+            // fault and nothing was sent, so a fresh connection to it gets the request.
+            Err(Failure::NotSent(back, _)) => req = back,
+            done => return done,
+        }
+    }
+    match upstream::connect(backend.addr, settings.connect_timeout).await {
+        Ok(sender) => send(sender, backend, settings, req).await,
+        Err(e) => Err(Failure::NotSent(req, e)),
+    }
+}
+
+async fn send(
+    mut sender: Sender,
+    backend: &Arc<Backend>,
+    settings: &PoolSettings,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, Failure> {
+    let sending = sender.try_send_request(req);
+    match tokio::time::timeout(settings.response_timeout, sending).await {
+        Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
+        Ok(Ok(resp)) => {
+            upstream::release_when_ready(sender, Arc::clone(backend));
+            Ok(resp)
+        }
+        Ok(Err(mut e)) => match e.take_message() {
+            Some(back) => Err(Failure::NotSent(
+                back,
+                ConnectError::Handshake(e.into_error()),
+            )),
+            None => Err(Failure::Sent(ProxyError::Upstream(e.into_error()))),
+        },
+    }
+}

@@ -1,0 +1,267 @@
+//! Client-facing listeners: accept with a connection limit, serve HTTP/1.1 and h2c, enforce
+//! the header-read and idle keep-alive timeouts, and shut down gracefully.
+//!
+//! hyper's own header-read timer also runs while a keep-alive connection waits for its next
+//! request, so it cannot express "10 s to send a head, but 60 s of idle keep-alive". tether
+//! instead wraps each client socket in [`TimedIo`], which knows from a per-connection
+//! activity counter whether a request is in progress and arms the right deadline.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::ListenerConfig;
+use crate::proxy::{self, ListenerCtx, Shared};
+
+/// Requests in progress on one client connection.
+#[derive(Debug, Default)]
+pub struct Activity {
+    active: AtomicUsize,
+}
+
+/// Marks a request in progress on its connection until dropped (it lives in the response body).
+#[derive(Debug)]
+pub struct Busy(Arc<Activity>);
+
+impl Busy {
+    /// Counts a request as in progress on `activity`'s connection.
+    pub fn new(activity: &Arc<Activity>) -> Self {
+        activity.active.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request head: `header_timeout` applies.
+    AwaitHead,
+    /// A request is in progress: upstream timeouts apply, not ours.
+    Busy,
+    /// Keep-alive connection with nothing in progress: `idle_timeout` applies.
+    Idle,
+}
+
+/// A client socket with tether's header-read and idle deadlines.
+pub struct TimedIo {
+    io: TcpStream,
+    activity: Arc<Activity>,
+    phase: Phase,
+    /// Unknown until the first bytes; HTTP/2 has no "request head" phase on the connection.
+    h2: Option<bool>,
+    deadline: Instant,
+    sleep: Pin<Box<Sleep>>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl TimedIo {
+    /// Wraps a freshly accepted socket: the first request head is due within `header_timeout`.
+    pub fn new(io: TcpStream, header_timeout: Duration, idle_timeout: Duration) -> Self {
+        let deadline = Instant::now() + header_timeout;
+        Self {
+            io,
+            activity: Arc::default(),
+            phase: Phase::AwaitHead,
+            h2: None,
+            deadline,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            header_timeout,
+            idle_timeout,
+        }
+    }
+
+    /// The activity counter requests on this connection report to.
+    pub fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
+    }
+
+    fn set_deadline(&mut self, phase: Phase, after: Duration) {
+        self.phase = phase;
+        self.deadline = Instant::now() + after;
+    }
+}
+
+impl AsyncRead for TimedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        let busy = this.activity.active.load(Ordering::Relaxed) > 0;
+        match polled {
+            Poll::Ready(Ok(())) => {
+                let fresh = &buf.filled()[before..];
+                if !fresh.is_empty() {
+                    let h2 = *this
+                        .h2
+                        .get_or_insert_with(|| fresh.starts_with(b"PRI * HTTP/2.0"));
+                    if busy {
+                        this.phase = Phase::Busy;
+                    } else if h2 {
+                        // Any frame (PING, SETTINGS) is activity on an idle HTTP/2 connection.
+                        this.set_deadline(Phase::Idle, this.idle_timeout);
+                    } else if this.phase != Phase::AwaitHead {
+                        // First bytes of the next request on a keep-alive connection.
+                        this.set_deadline(Phase::AwaitHead, this.header_timeout);
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if busy {
+                    this.phase = Phase::Busy;
+                    return Poll::Pending;
+                }
+                if this.phase == Phase::Busy {
+                    this.set_deadline(Phase::Idle, this.idle_timeout);
+                }
+                if this.sleep.deadline() != this.deadline {
+                    let deadline = this.deadline;
+                    this.sleep.as_mut().reset(deadline);
+                }
+                match this.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        let what = match this.phase {
+                            Phase::AwaitHead => "request head not received within header_timeout",
+                            _ => "idle keep-alive connection reached idle_timeout",
+                        };
+                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TimedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// The hyper connection builder for one listener's limits.
+fn builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    // The read buffer cannot grow past the largest allowed head; hyper answers 431 when a
+    // head does not fit. hyper requires at least 8 KiB here, which config validation enforces.
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(cfg.max_header_size.max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    b
+}
+
+/// Accepts and serves connections on `tcp` until `stop` turns true, then returns (closing the
+/// socket so new connections are refused). Open connections are tracked by `graceful`.
+pub async fn serve(
+    tcp: TcpListener,
+    cfg: ListenerConfig,
+    shared: Arc<Shared>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ctx = Arc::new(ListenerCtx {
+        name: cfg.name.as_str().into(),
+        pool: cfg.pool.clone(),
+        proto: "http",
+    });
+    let limit = Arc::new(Semaphore::new(cfg.max_connections));
+    let builder = builder(&cfg);
+    loop {
+        // At the limit, stop accepting: new clients wait in the kernel backlog instead of
+        // being accepted and dropped.
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
+            _ = stopped(&mut stop) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener.name = %ctx.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TimedIo::new(stream, cfg.header_timeout, cfg.idle_timeout);
+        let activity = io.activity();
+        let (shared, ctx2) = (Arc::clone(&shared), Arc::clone(&ctx));
+        let service = service_fn(move |req| {
+            let busy = Busy::new(&activity);
+            proxy::handle(Arc::clone(&shared), Arc::clone(&ctx2), peer, busy, req)
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+            }
+        });
+    }
+    tracing::info!(listener.name = %ctx.name, "stopped accepting");
+}
+
+/// Resolves once `stop` is true (at once if it already is).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // A closed channel means the process is going away: stop as well.
+    let _ = stop.wait_for(|s| *s).await;
+}
