@@ -222,7 +222,8 @@ struct Problems<'a> {
 impl Problems<'_> {
     fn add<T>(&mut self, key: &str, at: &Spanned<T>, msg: impl fmt::Display) {
         let line = line_of(self.text, at.span().start);
-        self.list.push((line, format!("{key} (line {line}): {msg}")));
+        self.list
+            .push((line, format!("{key} (line {line}): {msg}")));
     }
 
     fn add_plain(&mut self, key: &str, msg: impl fmt::Display) {
@@ -377,7 +378,9 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
     } else {
         // Report in file order, as an editor would show them.
         p.list.sort_by_key(|(line, _)| *line);
-        Err(ConfigErrors(p.list.into_iter().map(|(_, msg)| msg).collect()))
+        Err(ConfigErrors(
+            p.list.into_iter().map(|(_, msg)| msg).collect(),
+        ))
     }
 }
 

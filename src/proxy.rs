@@ -62,6 +62,7 @@ pub async fn handle(
         aborted: false,
         start: Instant::now(),
     };
+    let client_version = req.version();
     let req = to_upstream(req, client, listener.proto);
     let routes = shared.routes.load();
     let result = match routes.pools.get(&listener.pool) {
@@ -71,6 +72,8 @@ pub async fn handle(
     Ok(match result {
         Ok((mut resp, in_flight)) => {
             headers::strip_hop_by_hop(resp.headers_mut());
+            // Answer in the client's protocol, whatever the backend spoke.
+            *resp.version_mut() = client_version;
             record.status = resp.status();
             record.backend = Some(Arc::clone(&in_flight.backend().id));
             resp.map(|inner| ProxyBody::Upstream {

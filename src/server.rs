@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -30,6 +31,8 @@ use crate::proxy::{self, ListenerCtx, Shared};
 #[derive(Debug, Default)]
 pub struct Activity {
     active: AtomicUsize,
+    /// The connection's reader, parked without a deadline while a request was in progress.
+    reader: AtomicWaker,
 }
 
 /// Marks a request in progress on its connection until dropped (it lives in the response body).
@@ -46,7 +49,11 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        // The last request ended: hyper may not poll the socket again until the client sends
+        // something, so wake the reader to arm the idle deadline now.
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reader.wake();
+        }
     }
 }
 
@@ -109,7 +116,7 @@ impl AsyncRead for TimedIo {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        let busy = this.activity.active.load(Ordering::Relaxed) > 0;
+        let busy = this.activity.active.load(Ordering::Acquire) > 0;
         match polled {
             Poll::Ready(Ok(())) => {
                 let fresh = &buf.filled()[before..];
@@ -133,7 +140,11 @@ impl AsyncRead for TimedIo {
             Poll::Pending => {
                 if busy {
                     this.phase = Phase::Busy;
-                    return Poll::Pending;
+                    this.activity.reader.register(cx.waker());
+                    // The request may have ended between the load and the registration.
+                    if this.activity.active.load(Ordering::Acquire) > 0 {
+                        return Poll::Pending;
+                    }
                 }
                 if this.phase == Phase::Busy {
                     this.set_deadline(Phase::Idle, this.idle_timeout);

@@ -1,0 +1,12 @@
+//! Shared harness for tether's integration tests: real test backends, the tether process, clients.
+// Each test binary uses a different part of the harness; the rest is not dead, just elsewhere.
+#![allow(dead_code, unused_imports)]
+
+pub mod backend;
+pub mod body;
+pub mod client;
+pub mod tether;
+
+pub use backend::{dead_addr, BackendOptions, Echo, TestBackend};
+pub use client::{H2c, Http1, RawConn, Reply};
+pub use tether::Tether;
