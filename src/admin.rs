@@ -1,28 +1,44 @@
-//! The admin API: a separate listener for tether's own health and the backends' live state.
+//! The admin API: tether's own health, the backends' live state, and runtime changes.
 //!
-//! This version serves `GET /healthz` and `GET /status`; it is read-only, so it has no
-//! authentication yet and should stay on loopback.
+//! A separate listener, loopback by default. When `admin.token` is set every request must carry
+//! `Authorization: Bearer <token>` (config validation requires a token off loopback). Bad input
+//! gets a 4xx with a reason and changes nothing.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backend::AdminState;
 use crate::body::ProxyBody;
-use crate::proxy::{local_response, Shared};
+use crate::control::{Control, ControlError};
+use crate::proxy::local_response;
 use crate::server::stopped;
+use crate::stats::BackendSnapshot;
+
+/// Largest admin request body accepted.
+const MAX_BODY: usize = 64 * 1024;
 
 /// Serves the admin API on `tcp` until `stop` turns true.
-pub async fn serve(tcp: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+pub async fn serve(
+    tcp: TcpListener,
+    control: Arc<Control>,
+    token: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let token: Option<Arc<str>> = token.map(Into::into);
     loop {
         let (stream, _) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -31,87 +47,205 @@ pub async fn serve(tcp: TcpListener, shared: Arc<Shared>, mut stop: watch::Recei
             },
             _ = stopped(&mut stop) => break,
         };
-        let shared = Arc::clone(&shared);
-        let service = service_fn(move |req| {
-            let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(route(&shared, &req)) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let (control, token, builder) = (Arc::clone(&control), token.clone(), Arc::clone(&builder));
         tokio::spawn(async move {
-            let _ = conn.await;
+            let service = service_fn(move |req| {
+                let (control, token) = (Arc::clone(&control), token.clone());
+                async move { Ok::<_, Infallible>(handle(&control, token.as_deref(), req).await) }
+            });
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-fn route(shared: &Shared, req: &Request<Incoming>) -> Response<ProxyBody> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => local_response(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/status") => {
-            let mut resp = Response::new(ProxyBody::local(status_json(shared)));
+async fn handle(
+    control: &Control,
+    token: Option<&str>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    if let Some(expected) = token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+            let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => local_response(StatusCode::OK, "ok\n"),
+        (&Method::GET, ["status"]) => json_response(StatusCode::OK, &status(control)),
+        (&Method::GET, ["metrics"]) => {
+            let mut resp = Response::new(ProxyBody::local(crate::metrics::render(control)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             resp
         }
-        (_, "/healthz" | "/status") => {
-            local_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        (&Method::POST, ["reload"]) => match control.reload().await {
+            Ok(summary) => json_response(
+                StatusCode::OK,
+                &json!({"status": "reloaded", "changes": summary}),
+            ),
+            Err(e) => refused(e),
+        },
+        (&Method::POST, ["pools", pool, "backends", id, action]) => {
+            let to = match *action {
+                "drain" => AdminState::Draining,
+                "enable" => AdminState::Enabled,
+                "disable" => AdminState::Disabled,
+                other => {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        &format!("unknown action {other:?}; expected drain, enable or disable"),
+                    )
+                }
+            };
+            match control.set_admin_state(pool, id, to).await {
+                Ok(state) => json_response(
+                    StatusCode::OK,
+                    &json!({"pool": pool, "id": id, "state": state.as_str()}),
+                ),
+                Err(e) => refused(e),
+            }
         }
-        (_, path) => local_response(
+        (&Method::PUT, ["pools", pool, "backends", id]) => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Put {
+                addr: String,
+                weight: Option<i64>,
+            }
+            let (pool, id) = (pool.to_string(), id.to_string());
+            let put: Put = match read_json(req).await {
+                Ok(p) => p,
+                Err(resp) => return resp,
+            };
+            match control
+                .upsert_backend(&pool, &id, &put.addr, put.weight)
+                .await
+            {
+                Ok(added) => json_response(
+                    if added {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
+                    &json!({"pool": pool, "id": id, "addr": put.addr, "added": added}),
+                ),
+                Err(e) => refused(e),
+            }
+        }
+        (&Method::DELETE, ["pools", pool, "backends", id]) => {
+            match control.remove_backend(pool, id).await {
+                Ok(()) => json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({"pool": pool, "id": id, "state": "draining", "note": "removed once drained"}),
+                ),
+                Err(e) => refused(e),
+            }
+        }
+        (_, ["healthz" | "status" | "metrics" | "reload"])
+        | (_, ["pools", _, "backends", _, ..]) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{method} not allowed on {path}"),
+        ),
+        _ => error(
             StatusCode::NOT_FOUND,
-            &format!("no admin endpoint {path}\n"),
+            &format!("no admin endpoint {method} {path}"),
         ),
     }
 }
 
-/// `{"pools": {"<pool>": {"backends": [{"id", "addr", "weight", "state", "in_flight", "requests"}]}}}`
-fn status_json(shared: &Shared) -> String {
-    let routes = shared.routes.load();
-    let mut names: Vec<&String> = routes.pools.keys().collect();
-    names.sort();
-    let mut out = String::from("{\"pools\":{");
-    for (pi, name) in names.into_iter().enumerate() {
-        let pool = &routes.pools[name];
-        if pi > 0 {
-            out.push(',');
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    req: Request<Incoming>,
+) -> Result<T, Response<ProxyBody>> {
+    let body: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body larger than 64 KiB or broken",
+            ))
         }
-        let _ = write!(out, "{}:{{\"backends\":[", json_str(name));
-        for (bi, b) in pool.backends.iter().enumerate() {
-            if bi > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"id\":{},\"addr\":\"{}\",\"weight\":{},\"state\":\"up\",\"in_flight\":{},\"requests\":{},\"idle_connections\":{}}}",
-                json_str(&b.id),
-                b.addr,
-                b.weight,
-                b.in_flight(),
-                b.requests(),
-                b.idle.len()
-            );
-        }
-        out.push_str("]}");
-    }
-    out.push_str("}}\n");
-    out
+    };
+    serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+fn refused(e: ControlError) -> Response<ProxyBody> {
+    let status = match e {
+        ControlError::UnknownPool(_) | ControlError::UnknownBackend { .. } => StatusCode::NOT_FOUND,
+        ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ControlError::Apply(_) => StatusCode::CONFLICT,
+    };
+    error(status, &e.to_string())
+}
+
+fn error(status: StatusCode, reason: &str) -> Response<ProxyBody> {
+    json_response(status, &json!({"error": reason}))
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response<ProxyBody> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    let mut resp = Response::new(ProxyBody::local(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+#[derive(Serialize)]
+struct BackendStatus<'a> {
+    id: &'a str,
+    addr: String,
+    weight: u32,
+    state: &'static str,
+    in_flight: usize,
+    idle_connections: usize,
+    #[serde(flatten)]
+    counters: BackendSnapshot,
+}
+
+fn status(control: &Control) -> serde_json::Value {
+    let routes = control.shared.routes.load();
+    let mut pools = serde_json::Map::new();
+    let mut names: Vec<&String> = routes.pools.keys().collect();
+    names.sort();
+    for name in names {
+        let pool = &routes.pools[name];
+        let backends: Vec<BackendStatus<'_>> = pool
+            .backends
+            .iter()
+            .map(|b| BackendStatus {
+                id: &b.id,
+                addr: b.addr.to_string(),
+                weight: b.weight(),
+                state: b.state(&pool.settings.drain).as_str(),
+                in_flight: b.in_flight(),
+                idle_connections: b.idle.len(),
+                counters: b.stats.snapshot(),
+            })
+            .collect();
+        pools.insert(name.clone(), json!({ "backends": backends }));
     }
-    out.push('"');
-    out
+    json!({ "pools": pools })
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,13 +1,78 @@
-//! One upstream server: identity, weight, live counters and its idle-connection pool.
+//! One upstream server: identity, weight, state machine, live counters and idle connections.
 //!
-//! A `Backend` is shared (`Arc`) between pool snapshots so that its counters survive a
+//! A `Backend` is shared (`Arc`) between pool snapshots so that its state and counters survive a
 //! config reload; everything mutable in it is an atomic or the lock-free idle queue.
+//!
+//! State is derived, not stored: an admin state (enabled / draining / disabled) plus health
+//! facts (active verdict, passive ejection deadline) plus drain progress give the reported
+//! `up | down | draining | drained | disabled`, computed from atomics on demand.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::clock::now_ms;
+use crate::stats::BackendStats;
 use crate::upstream::IdleConns;
+
+/// What an operator asked of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AdminState {
+    /// Serving normally (subject to health).
+    Enabled = 0,
+    /// Taking no new clients; pinned clients until the drain completes.
+    Draining = 1,
+    /// Taking nothing.
+    Disabled = 2,
+}
+
+/// The state reported by `/status` and metrics, and used for routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Takes new and pinned clients.
+    Up,
+    /// Failed health checks or ejected: takes nothing; its pinned clients move at once.
+    Down,
+    /// Takes only clients pinned to it, until drained.
+    Draining,
+    /// Drain complete: takes nothing.
+    Drained,
+    /// Disabled by an operator: takes nothing.
+    Disabled,
+}
+
+impl State {
+    /// Every state, in metric order.
+    pub const ALL: [State; 5] = [
+        State::Up,
+        State::Down,
+        State::Draining,
+        State::Drained,
+        State::Disabled,
+    ];
+
+    /// Lower-case name used in JSON, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+            State::Draining => "draining",
+            State::Drained => "drained",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
+/// Drain timing of the pool a backend belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainPolicy {
+    /// Pinned clients are redispatched after this, whatever is still in flight.
+    pub timeout: Duration,
+    /// Drained once nothing is in flight and no pinned client came for this long.
+    pub quiet: Duration,
+}
 
 /// An upstream server of a pool.
 #[derive(Debug)]
@@ -16,25 +81,57 @@ pub struct Backend {
     pub id: Arc<str>,
     /// Address tether connects to.
     pub addr: SocketAddr,
-    /// Configured weight (1..=1000).
-    pub weight: u32,
+    weight: AtomicU32,
     in_flight: AtomicUsize,
-    requests: AtomicU64,
+    admin: AtomicU8,
+    /// Verdict of active health checks (true when none are configured).
+    healthy: AtomicBool,
+    /// Passive ejection: down until this time (ms, 0 = not ejected).
+    ejected_until: AtomicU64,
+    consecutive_failures: AtomicU32,
+    ejections: AtomicU32,
+    drain_started: AtomicU64,
+    last_pinned: AtomicU64,
+    /// When the backend last became able to take new clients (for slow start).
+    up_since: AtomicU64,
+    /// Set when the backend was removed from the config and lingers only to drain.
+    removing: AtomicBool,
+    /// Counters and histograms for `/status` and `/metrics`.
+    pub stats: BackendStats,
     /// Idle keep-alive connections to this backend.
     pub idle: IdleConns,
 }
 
 impl Backend {
-    /// A backend with zeroed counters and room for `max_idle` idle connections.
+    /// A backend with zeroed counters, enabled, with the given initial health verdict.
     pub fn new(id: &str, addr: SocketAddr, weight: u32, max_idle: usize) -> Self {
         Self {
             id: id.into(),
             addr,
-            weight,
+            weight: AtomicU32::new(weight),
             in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
+            admin: AtomicU8::new(AdminState::Enabled as u8),
+            healthy: AtomicBool::new(true),
+            ejected_until: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
+            drain_started: AtomicU64::new(0),
+            last_pinned: AtomicU64::new(0),
+            up_since: AtomicU64::new(now_ms()),
+            removing: AtomicBool::new(false),
+            stats: BackendStats::default(),
             idle: IdleConns::new(max_idle),
         }
+    }
+
+    /// Configured weight.
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Changes the weight (the pool's balancer must be rebuilt to use it).
+    pub fn set_weight(&self, weight: u32) {
+        self.weight.store(weight, Ordering::Relaxed);
     }
 
     /// Requests currently in flight (until their response body has ended).
@@ -42,16 +139,163 @@ impl Backend {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Requests sent to this backend since start.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
     /// Counts a request as started; it stays in flight until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// The operator's setting.
+    pub fn admin_state(&self) -> AdminState {
+        match self.admin.load(Ordering::Acquire) {
+            1 => AdminState::Draining,
+            2 => AdminState::Disabled,
+            _ => AdminState::Enabled,
+        }
+    }
+
+    /// Sets the operator's state; returns the previous one.
+    pub fn set_admin_state(&self, to: AdminState) -> AdminState {
+        let now = now_ms();
+        let before = self.admin_state();
+        if before == to {
+            return before;
+        }
+        if to == AdminState::Draining {
+            self.drain_started.store(now, Ordering::Relaxed);
+            self.last_pinned.store(0, Ordering::Relaxed);
+        }
+        if to == AdminState::Enabled {
+            self.up_since.store(now, Ordering::Relaxed);
+        }
+        self.admin.store(to as u8, Ordering::Release);
+        before
+    }
+
+    /// The state used for routing and reporting, at time `now` (ms).
+    pub fn state_at(&self, now: u64, drain: &DrainPolicy) -> State {
+        match self.admin_state() {
+            AdminState::Disabled => State::Disabled,
+            AdminState::Draining => {
+                let started = self.drain_started.load(Ordering::Relaxed);
+                let last = self.last_pinned.load(Ordering::Relaxed).max(started);
+                let past_deadline = now.saturating_sub(started) >= drain.timeout.as_millis() as u64;
+                let quiet = self.in_flight() == 0
+                    && now.saturating_sub(last) >= drain.quiet.as_millis() as u64;
+                if past_deadline || quiet {
+                    State::Drained
+                } else {
+                    State::Draining
+                }
+            }
+            AdminState::Enabled if self.is_healthy_at(now) => State::Up,
+            AdminState::Enabled => State::Down,
+        }
+    }
+
+    /// The state now.
+    pub fn state(&self, drain: &DrainPolicy) -> State {
+        self.state_at(now_ms(), drain)
+    }
+
+    /// Passes active checks (or has none) and is not passively ejected.
+    pub fn is_healthy_at(&self, now: u64) -> bool {
+        self.healthy.load(Ordering::Acquire) && self.ejected_until.load(Ordering::Acquire) <= now
+    }
+
+    /// The active health verdict alone.
+    pub fn active_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Publishes an active health verdict; returns true if it changed.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        let changed = self.healthy.swap(healthy, Ordering::AcqRel) != healthy;
+        if changed {
+            self.stats.count_health_transition();
+            if healthy {
+                self.up_since.store(now_ms(), Ordering::Relaxed);
+            }
+        }
+        changed
+    }
+
+    /// Notes a pinned client's request while draining (it delays `drained` by `quiet`).
+    pub fn note_pinned_while_draining(&self) {
+        self.last_pinned.store(now_ms(), Ordering::Relaxed);
+        self.stats.count_pinned_while_draining();
+    }
+
+    /// Fraction of full weight during slow start (1.0 once `ramp` has passed since coming up).
+    pub fn slow_start_factor(&self, now: u64, ramp: Duration) -> f64 {
+        if ramp.is_zero() {
+            return 1.0;
+        }
+        let since = self
+            .up_since
+            .load(Ordering::Relaxed)
+            .max(self.ejected_until.load(Ordering::Relaxed));
+        let elapsed = now.saturating_sub(since) as f64;
+        (elapsed / ramp.as_millis() as f64).clamp(0.05, 1.0)
+    }
+
+    /// Records the outcome of a request for passive health; returns the ejection period if this
+    /// failure ejected the backend.
+    pub fn record_outcome(
+        &self,
+        ok: bool,
+        policy: &crate::config::PassiveConfig,
+    ) -> Option<Duration> {
+        if ok {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            return None;
+        }
+        if policy.failures == 0 {
+            return None;
+        }
+        let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < policy.failures {
+            return None;
+        }
+        let now = now_ms();
+        // Concurrent failures race to eject; only the one that resets the counter does.
+        if self
+            .consecutive_failures
+            .compare_exchange(n, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let last_end = self.ejected_until.load(Ordering::Relaxed);
+        if last_end != 0 && now.saturating_sub(last_end) > policy.max_eject.as_millis() as u64 {
+            // A long good run forgives earlier ejections.
+            self.ejections.store(0, Ordering::Relaxed);
+        }
+        let repeat = self.ejections.fetch_add(1, Ordering::Relaxed).min(16);
+        let period = policy
+            .eject
+            .saturating_mul(1u32 << repeat)
+            .min(policy.max_eject);
+        self.ejected_until
+            .store(now + period.as_millis() as u64, Ordering::Release);
+        self.stats.count_ejection();
+        Some(period)
+    }
+
+    /// After an ejection, with active checks configured, the backend must pass them again.
+    pub fn require_recheck(&self) {
+        self.set_healthy(false);
+    }
+
+    /// Marks the backend as lingering only to drain after removal from the config.
+    pub fn mark_removing(&self) {
+        self.removing.store(true, Ordering::Relaxed);
+        self.set_admin_state(AdminState::Draining);
+    }
+
+    /// True when the backend was removed and lingers only to drain.
+    pub fn is_removing(&self) -> bool {
+        self.removing.load(Ordering::Relaxed)
     }
 }
 
@@ -76,16 +320,81 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PassiveConfig;
+
+    fn backend() -> Backend {
+        Backend::new("a", "127.0.0.1:1".parse().unwrap(), 1, 4)
+    }
+
+    const DRAIN: DrainPolicy = DrainPolicy {
+        timeout: Duration::from_secs(30),
+        quiet: Duration::from_secs(2),
+    };
 
     #[test]
     fn in_flight_ends_when_the_guard_drops() {
-        let b = Arc::new(Backend::new("a", "127.0.0.1:1".parse().unwrap(), 1, 4));
+        let b = Arc::new(backend());
         let g1 = b.start_request();
         let g2 = b.start_request();
         assert_eq!(b.in_flight(), 2);
         drop(g1);
         assert_eq!(b.in_flight(), 1);
         drop(g2);
-        assert_eq!((b.in_flight(), b.requests()), (0, 2));
+        assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn drain_completes_when_quiet_and_idle_or_at_the_deadline() {
+        let b = Arc::new(backend());
+        let guard = b.start_request();
+        b.set_admin_state(AdminState::Draining);
+        let t0 = b.drain_started.load(Ordering::Relaxed);
+        assert_eq!(b.state_at(t0 + 5_000, &DRAIN), State::Draining, "in flight");
+        drop(guard);
+        assert_eq!(
+            b.state_at(t0 + 1_000, &DRAIN),
+            State::Draining,
+            "not yet quiet"
+        );
+        assert_eq!(b.state_at(t0 + 2_000, &DRAIN), State::Drained);
+        let _busy = b.start_request();
+        assert_eq!(b.state_at(t0 + 30_000, &DRAIN), State::Drained, "deadline");
+    }
+
+    #[test]
+    fn health_and_admin_combine() {
+        let b = backend();
+        let now = now_ms();
+        assert_eq!(b.state_at(now, &DRAIN), State::Up);
+        b.set_healthy(false);
+        assert_eq!(b.state_at(now, &DRAIN), State::Down);
+        b.set_admin_state(AdminState::Disabled);
+        assert_eq!(b.state_at(now, &DRAIN), State::Disabled);
+    }
+
+    #[test]
+    fn passive_ejection_backs_off_exponentially() {
+        let b = backend();
+        let policy = PassiveConfig {
+            failures: 3,
+            on_5xx: true,
+            eject: Duration::from_secs(1),
+            max_eject: Duration::from_secs(3),
+        };
+        assert_eq!(b.record_outcome(false, &policy), None);
+        assert_eq!(
+            b.record_outcome(true, &policy),
+            None,
+            "a success resets the streak"
+        );
+        let periods: Vec<_> = (0..9)
+            .filter_map(|_| b.record_outcome(false, &policy))
+            .collect();
+        assert_eq!(
+            periods,
+            [1, 2, 3].map(Duration::from_secs).to_vec(),
+            "doubling, capped at max_eject"
+        );
+        assert!(!b.is_healthy_at(now_ms()));
     }
 }

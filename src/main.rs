@@ -1,8 +1,9 @@
 //! The `tether` command: `run` serves a config, `check` validates one.
 //!
 //! Signals: SIGTERM and SIGINT stop accepting and let in-flight requests finish for up to
-//! `runtime.shutdown_timeout`, then exit 0. SIGHUP re-reads the config file and swaps the
-//! pools in; a file that does not validate is refused and the running config keeps serving.
+//! `runtime.shutdown_timeout`, then exit 0. SIGHUP re-reads the config file and applies it
+//! (as `POST /reload` does); a file that does not validate is refused and the running config
+//! keeps serving.
 
 #![forbid(unsafe_code)]
 
@@ -12,12 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
-use hyper_util::server::graceful::GracefulShutdown;
 use tether::config::{self, Config};
-use tether::pool::Routes;
-use tether::proxy::Shared;
+use tether::control::Control;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -105,102 +105,55 @@ fn run(path: &Path) -> anyhow::Result<()> {
 }
 
 async fn serve(path: &Path, config: Config) -> anyhow::Result<()> {
-    let shared = Arc::new(Shared {
-        routes: ArcSwap::from_pointee(Routes::build(&config, None)),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let graceful = Arc::new(GracefulShutdown::new());
-    let mut tasks = Vec::new();
-
-    // Bind everything before serving anything: a port in use fails the start, not half of it.
-    let mut bound = Vec::new();
-    for l in &config.listeners {
-        let tcp = TcpListener::bind(l.listen)
-            .await
-            .with_context(|| format!("listener {:?}: cannot bind {}", l.name, l.listen))?;
-        bound.push((tcp, l.clone()));
-    }
+    let shutdown_timeout = config.runtime.shutdown_timeout;
     let admin = match &config.admin {
-        Some(a) => Some(
+        Some(a) => Some((
             TcpListener::bind(a.listen)
                 .await
                 .with_context(|| format!("admin: cannot bind {}", a.listen))?,
-        ),
+            a.token.clone(),
+        )),
         None => None,
     };
-
-    for (tcp, l) in bound {
-        tracing::info!(listener.name = %l.name, listener.addr = %tcp.local_addr()?, pool = %l.pool, "listening");
-        tasks.push(tokio::spawn(tether::server::serve(
-            tcp,
-            l,
-            Arc::clone(&shared),
-            Arc::clone(&graceful),
-            stop_rx.clone(),
-        )));
-    }
-    if let Some(tcp) = admin {
+    let control = Control::start(config, Some(path.to_path_buf())).await?;
+    let (admin_stop, admin_stop_rx) = watch::channel(false);
+    if let Some((tcp, token)) = admin {
         tracing::info!(listener.name = %"admin", listener.addr = %tcp.local_addr()?, "listening");
         tokio::spawn(tether::admin::serve(
             tcp,
-            Arc::clone(&shared),
-            stop_rx.clone(),
+            Arc::clone(&control),
+            token,
+            admin_stop_rx,
         ));
     }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let mut running = config;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); break; }
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break; }
-            _ = hup.recv() => reload(path, &mut running, &shared),
+            _ = hup.recv() => {
+                if let Err(e) = control.reload().await {
+                    tracing::error!(config = %path.display(), problems = %e, "reload refused; the running config keeps serving");
+                }
+            }
         }
     }
 
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
+    control.shutdown().await;
+    let _ = admin_stop.send(true);
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    tracing::info!(connections = control.open_connections(), deadline = ?shutdown_timeout, "waiting for in-flight requests");
+    while control.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Every listener task has ended, so this is the last reference.
-    let graceful =
-        Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("listener still running"))?;
-    let open = graceful.count();
-    let deadline = running.runtime.shutdown_timeout;
-    tracing::info!(connections = open, deadline = ?deadline, "waiting for in-flight requests");
-    match tokio::time::timeout(deadline, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections closed; exiting"),
-        Err(_) => {
-            tracing::warn!(deadline = ?deadline, "shutdown deadline passed with requests still in flight; exiting")
+    match control.open_connections() {
+        0 => tracing::info!("all connections closed; exiting"),
+        n => {
+            tracing::warn!(connections = n, deadline = ?shutdown_timeout, "shutdown deadline passed with requests still in flight; exiting")
         }
     }
     Ok(())
-}
-
-/// SIGHUP: validate the file, then swap the pools in; on any problem keep the running config.
-fn reload(path: &Path, running: &mut Config, shared: &Shared) {
-    match config::load(path) {
-        Ok(new)
-            if running
-                .listeners
-                .iter()
-                .any(|l| !new.pools.contains_key(&l.pool)) =>
-        {
-            tracing::error!(config = %path.display(), "reload refused: a running listener's pool is missing from the new file; the running config keeps serving");
-        }
-        Ok(new) => {
-            if new.listeners != running.listeners || new.admin != running.admin {
-                tracing::warn!("listener and admin changes need a restart in this version; applying pool changes only");
-            }
-            let routes = Routes::build(&new, Some(&shared.routes.load()));
-            shared.routes.store(Arc::new(routes));
-            tracing::info!(config = %path.display(), "reloaded");
-            *running = new;
-        }
-        Err(errors) => {
-            tracing::error!(config = %path.display(), problems = %errors.0.join("; "), "reload refused; the running config keeps serving");
-        }
-    }
 }

@@ -1,19 +1,21 @@
-//! The routing snapshot: every pool with its backends and balancer, swapped whole on reload.
+//! The routing snapshot: every pool with its backends and balancer, swapped whole on change.
 //!
-//! Requests load one `Arc<Routes>` and use it to the end; a reload builds a new `Routes`
-//! off the hot path and stores it. Rebuilding keeps each `Arc<Backend>` whose id, address and
-//! weight are unchanged, so counters, in-flight accounting and idle connections survive.
+//! Requests load one `Arc<Routes>` and use it to the end; a reload or an admin change builds a
+//! new `Routes` off the hot path and stores it. Rebuilding keeps each `Arc<Backend>` whose id
+//! and address are unchanged, so state, counters, in-flight accounting and idle connections
+//! survive. A backend removed from the config lingers, draining, until it is drained.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, DrainPolicy, State};
 use crate::balance::Balancer;
-use crate::config::{Config, PoolConfig};
+use crate::clock::now_ms;
+use crate::config::{AllDown, Config, HealthConfig, PassiveConfig, PoolConfig};
 
 /// Per-pool upstream settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// Time to establish a TCP connection.
     pub connect_timeout: Duration,
@@ -21,6 +23,16 @@ pub struct PoolSettings {
     pub response_timeout: Duration,
     /// Time an idle upstream connection may be reused.
     pub keepalive_timeout: Duration,
+    /// Drain timing.
+    pub drain: DrainPolicy,
+    /// Ramp-up after a backend comes up.
+    pub slow_start: Duration,
+    /// Behaviour when no backend is up.
+    pub all_down: AllDown,
+    /// Passive health policy.
+    pub passive: PassiveConfig,
+    /// Active health checks.
+    pub health: Option<HealthConfig>,
 }
 
 /// An immutable pool snapshot.
@@ -28,7 +40,8 @@ pub struct PoolSettings {
 pub struct Pool {
     /// Pool name from the config.
     pub name: String,
-    /// Backends in config order; indices match the balancer's.
+    /// Backends: configured ones in config order, then ones lingering to drain after removal.
+    /// Indices match the balancer's.
     pub backends: Vec<Arc<Backend>>,
     /// The selector built for exactly these backends.
     pub balancer: Balancer,
@@ -37,27 +50,47 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Builds a pool, reusing backends from `previous` whose identity and address match.
+    /// Builds a pool, reusing backends from `previous` by id and address.
     pub fn build(name: &str, config: &PoolConfig, previous: Option<&Pool>) -> Self {
-        let backends: Vec<Arc<Backend>> = config
+        let find_old = |id: &str| previous.and_then(|p| p.backends.iter().find(|b| &*b.id == id));
+        let mut backends: Vec<Arc<Backend>> = config
             .backends
             .iter()
-            .map(|b| {
-                previous
-                    .and_then(|p| p.backends.iter().find(|old| *old.id == *b.id))
-                    .filter(|old| old.addr == b.addr && old.weight == b.weight)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(Backend::new(
-                            &b.id,
-                            b.addr,
-                            b.weight,
-                            config.max_idle_per_backend,
-                        ))
-                    })
+            .map(|b| match find_old(&b.id) {
+                Some(old) if old.addr == b.addr && !old.is_removing() => {
+                    old.set_weight(b.weight);
+                    Arc::clone(old)
+                }
+                _ => {
+                    let fresh = Backend::new(&b.id, b.addr, b.weight, config.max_idle_per_backend);
+                    // A backend added to a running pool with health checks proves itself first.
+                    if config.health.is_some() && previous.is_some() {
+                        fresh.set_healthy(false);
+                    }
+                    Arc::new(fresh)
+                }
             })
             .collect();
-        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+        let drain = DrainPolicy {
+            timeout: config.drain_timeout,
+            quiet: config.drain_quiet,
+        };
+        // Backends that left the config (or changed address) drain before they disappear.
+        if let Some(prev) = previous {
+            for old in &prev.backends {
+                let kept = backends.iter().any(|b| Arc::ptr_eq(b, old));
+                if !kept && old.state(&drain) != State::Drained {
+                    if !old.is_removing() {
+                        old.mark_removing();
+                        tracing::info!(pool = name, backend.id = %old.id, backend.addr = %old.addr, "backend removed from config; draining");
+                    }
+                    // Listed after the configured backends, so lookups by id find a replacement
+                    // with the same id (new address) first.
+                    backends.push(Arc::clone(old));
+                }
+            }
+        }
+        let weights: Vec<u32> = backends.iter().map(|b| b.weight()).collect();
         Self {
             name: name.to_string(),
             balancer: Balancer::new(config.balance, &weights),
@@ -66,16 +99,56 @@ impl Pool {
                 connect_timeout: config.connect_timeout,
                 response_timeout: config.response_timeout,
                 keepalive_timeout: config.keepalive_timeout,
+                drain,
+                slow_start: config.slow_start,
+                all_down: config.all_down,
+                passive: config.passive.clone(),
+                health: config.health.clone(),
             },
         }
     }
+
+    /// Picks a backend for a new client (not pinned): an `up` one the balancer chooses, skipping
+    /// `tried`; during slow start a backend is accepted with its ramp probability. When no
+    /// backend is up and the pool fails open, any down-but-enabled backend is tried.
+    pub fn pick_new(&self, tried: &[usize]) -> Option<usize> {
+        let now = now_ms();
+        let s = &self.settings;
+        let up = |i: usize| self.backends[i].state_at(now, &s.drain) == State::Up;
+        let ramp_ok = |i: usize| {
+            let f = self.backends[i].slow_start_factor(now, s.slow_start);
+            f >= 1.0 || fastrand::f64() < f
+        };
+        let pick = self.balancer.pick(&self.backends, |i| {
+            tried.contains(&i) || !up(i) || !ramp_ok(i)
+        });
+        // Slow start may have refused every candidate by chance: retry without it.
+        let pick = pick.or_else(|| {
+            self.balancer
+                .pick(&self.backends, |i| tried.contains(&i) || !up(i))
+        });
+        pick.or_else(|| match s.all_down {
+            AllDown::Fail => None,
+            AllDown::Route => self.balancer.pick(&self.backends, |i| {
+                tried.contains(&i) || self.backends[i].state_at(now, &s.drain) != State::Down
+            }),
+        })
+    }
+
+    /// Index of the backend with this id.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.backends.iter().position(|b| &*b.id == id)
+    }
 }
 
-/// All pools, by name: the one snapshot the request path reads.
-#[derive(Debug, Default)]
+/// All pools by name, and the config they were built from: the one snapshot the request path
+/// reads.
+#[derive(Debug)]
 pub struct Routes {
     /// Pools by name.
     pub pools: HashMap<String, Arc<Pool>>,
+    /// The config these pools implement (including admin API changes since the last reload).
+    pub config: Config,
 }
 
 impl Routes {
@@ -89,7 +162,10 @@ impl Routes {
                 (name.clone(), Arc::new(Pool::build(name, pc, old)))
             })
             .collect();
-        Self { pools }
+        Self {
+            pools,
+            config: config.clone(),
+        }
     }
 }
 
@@ -97,25 +173,46 @@ impl Routes {
 mod tests {
     use super::*;
 
+    fn config(backends: &str) -> Config {
+        crate::config::parse(&format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\n{backends}"
+        ))
+        .unwrap()
+    }
+
+    const A: &str = "[[pool.p.backend]]\nid = \"a\"\naddr = \"127.0.0.1:1\"\n";
+    const B: &str = "[[pool.p.backend]]\nid = \"b\"\naddr = \"127.0.0.1:2\"\n";
+
     #[test]
     fn rebuild_keeps_backends_by_id_not_position() {
-        let text = |order: &str| {
-            format!("[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\n{order}")
-        };
-        let a = "[[pool.p.backend]]\nid = \"a\"\naddr = \"127.0.0.1:1\"\n";
-        let b = "[[pool.p.backend]]\nid = \"b\"\naddr = \"127.0.0.1:2\"\n";
-        let first = Routes::build(
-            &crate::config::parse(&text(&format!("{a}{b}"))).unwrap(),
-            None,
-        );
+        let first = Routes::build(&config(&format!("{A}{B}")), None);
         let old_a = Arc::clone(&first.pools["p"].backends[0]);
         let _guard = old_a.start_request();
-        let second = Routes::build(
-            &crate::config::parse(&text(&format!("{b}{a}"))).unwrap(),
-            Some(&first),
-        );
+        let second = Routes::build(&config(&format!("{B}{A}")), Some(&first));
         let new_a = &second.pools["p"].backends[1];
         assert!(Arc::ptr_eq(&old_a, new_a));
         assert_eq!(new_a.in_flight(), 1);
+    }
+
+    #[test]
+    fn removed_backends_drain_before_they_disappear() {
+        let first = Routes::build(&config(&format!("{A}{B}")), None);
+        let b = Arc::clone(&first.pools["p"].backends[1]);
+        let guard = b.start_request();
+        let second = Routes::build(&config(A), Some(&first));
+        let pool = &second.pools["p"];
+        assert_eq!(pool.backends.len(), 2, "b lingers while it has work");
+        assert_eq!(
+            pool.backends[1].state(&pool.settings.drain),
+            State::Draining
+        );
+        for _ in 0..10 {
+            assert_eq!(
+                pool.pick_new(&[]),
+                Some(0),
+                "no new clients for a leaving backend"
+            );
+        }
+        drop(guard);
     }
 }

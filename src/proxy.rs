@@ -16,12 +16,13 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
-use crate::backend::Backend;
+use crate::backend::{Backend, InFlight};
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::pool::{Pool, PoolSettings, Routes};
 use crate::server::Busy;
+use crate::stats;
 use crate::upstream::{self, ConnectError, Sender};
 
 /// State shared by every request of the process.
@@ -150,10 +151,10 @@ async fn forward(
     pool: &Pool,
     mut req: Request<Incoming>,
     record: &mut AccessRecord,
-) -> Result<(Response<Incoming>, crate::backend::InFlight), ProxyError> {
+) -> Result<(Response<Incoming>, InFlight), ProxyError> {
     let mut tried: Vec<usize> = Vec::new();
     loop {
-        let Some(i) = pool.balancer.pick(&pool.backends, |i| tried.contains(&i)) else {
+        let Some(i) = pool.pick_new(&tried) else {
             return Err(if tried.is_empty() {
                 ProxyError::NoBackend
             } else {
@@ -165,20 +166,46 @@ async fn forward(
         tried.push(i);
         let backend = &pool.backends[i];
         let in_flight = backend.start_request();
-        match attempt(backend, &pool.settings, req).await {
+        let sent_at = Instant::now();
+        let outcome = attempt(backend, &pool.settings, req).await;
+        let passive = &pool.settings.passive;
+        match outcome {
             Ok(resp) => {
+                let status = resp.status();
+                backend
+                    .stats
+                    .count_response(status.as_u16(), sent_at.elapsed());
+                note_outcome(pool, backend, !(passive.on_5xx && status.is_server_error()));
                 record.retries = tried.len() - 1;
                 return Ok((resp, in_flight));
             }
             Err(Failure::NotSent(back, e)) => {
+                backend.stats.count_failure(stats::Failure::Connect);
+                note_outcome(pool, backend, false);
                 tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
             Err(Failure::Sent(e)) => {
+                let kind = match e {
+                    ProxyError::Timeout => stats::Failure::Timeout,
+                    _ => stats::Failure::Upstream,
+                };
+                backend.stats.count_failure(kind);
+                note_outcome(pool, backend, false);
                 record.backend = Some(Arc::clone(&backend.id));
                 tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
                 return Err(e);
             }
+        }
+    }
+}
+
+/// Feeds passive health; logs an ejection.
+fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
+    if let Some(period) = backend.record_outcome(ok, &pool.settings.passive) {
+        tracing::warn!(pool = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
+        if pool.settings.health.is_some() {
+            backend.require_recheck();
         }
     }
 }

@@ -18,7 +18,6 @@ use atomic_waker::AtomicWaker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -26,6 +25,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::ListenerConfig;
 use crate::proxy::{self, ListenerCtx, Shared};
+use crate::stats::{ListenerStats, OpenConnection};
 
 /// Requests in progress on one client connection.
 #[derive(Debug, Default)]
@@ -214,22 +214,35 @@ fn builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Accepts and serves connections on `tcp` until `stop` turns true, then returns (closing the
-/// socket so new connections are refused). Open connections are tracked by `graceful`.
-pub async fn serve(
-    tcp: TcpListener,
-    cfg: ListenerConfig,
-    shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// What a listener task needs besides its socket and config.
+#[derive(Debug, Clone)]
+pub struct ListenerEnv {
+    /// Routing state.
+    pub shared: Arc<Shared>,
+    /// This listener's counters (also read by the admin API and by shutdown).
+    pub stats: Arc<ListenerStats>,
+    /// True: stop accepting on this listener (reload removed it, or shutdown).
+    pub stop: watch::Receiver<bool>,
+    /// True: the process is shutting down; open connections finish their requests and close.
+    pub drain: watch::Receiver<bool>,
+}
+
+/// Accepts and serves connections on `tcp` until `env.stop` turns true, then returns (closing
+/// the socket so new connections are refused). Open connections carry on independently.
+pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
+    let ListenerEnv {
+        shared,
+        stats,
+        mut stop,
+        drain,
+    } = env;
     let ctx = Arc::new(ListenerCtx {
         name: cfg.name.as_str().into(),
         pool: cfg.pool.clone(),
         proto: "http",
     });
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
-    let builder = builder(&cfg);
+    let builder = Arc::new(builder(&cfg));
     loop {
         // At the limit, stop accepting: new clients wait in the kernel backlog instead of
         // being accepted and dropped.
@@ -249,6 +262,7 @@ pub async fn serve(
             },
             _ = stopped(&mut stop) => break,
         };
+        let open = OpenConnection::new(&stats);
         let _ = stream.set_nodelay(true);
         let io = TimedIo::new(stream, cfg.header_timeout, cfg.idle_timeout);
         let activity = io.activity();
@@ -257,13 +271,21 @@ pub async fn serve(
             let busy = Busy::new(&activity);
             proxy::handle(Arc::clone(&shared), Arc::clone(&ctx2), peer, busy, req)
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = Arc::clone(&builder);
+        let mut drain = drain.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = conn.await {
+            let (_permit, _open) = (permit, open);
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stopped(&mut drain) => {
+                    // Finish the request in progress (if any), then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
             }
         });

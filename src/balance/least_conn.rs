@@ -77,8 +77,8 @@ impl LeastConn {
 
 /// `(in_flight_a + 1) / w_a < (in_flight_b + 1) / w_b`, compared without division.
 fn less_loaded(a: &Backend, b: &Backend) -> bool {
-    let la = (a.in_flight() as u64 + 1) * u64::from(b.weight);
-    let lb = (b.in_flight() as u64 + 1) * u64::from(a.weight);
+    let la = (a.in_flight() as u64 + 1) * u64::from(b.weight());
+    let lb = (b.in_flight() as u64 + 1) * u64::from(a.weight());
     la < lb
 }
 

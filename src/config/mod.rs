@@ -11,8 +11,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
+
+mod pool;
+mod raw;
+
+use raw::RawConfig;
 
 /// A validated configuration, ready to build listeners and pools from.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +45,8 @@ pub struct RuntimeConfig {
 pub struct AdminConfig {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Bearer token required on every admin request (mandatory off loopback).
+    pub token: Option<String>,
 }
 
 /// One `[[listener]]`.
@@ -86,8 +92,71 @@ pub struct PoolConfig {
     pub keepalive_timeout: Duration,
     /// Idle upstream connections kept per backend.
     pub max_idle_per_backend: usize,
+    /// Active health checks, if configured.
+    pub health: Option<HealthConfig>,
+    /// Passive ejection on failures seen in real traffic.
+    pub passive: PassiveConfig,
+    /// Longest a draining backend keeps its pinned clients.
+    pub drain_timeout: Duration,
+    /// A draining backend with nothing in flight is drained after this long without a pinned client.
+    pub drain_quiet: Duration,
+    /// Ramp-up of a backend's share after it comes up; zero disables.
+    pub slow_start: Duration,
+    /// What to do when no backend is up.
+    pub all_down: AllDown,
     /// Backends, in file order.
     pub backends: Vec<BackendConfig>,
+}
+
+/// `health = { ... }`: active checks of every backend of a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// What a check does.
+    pub check: HealthCheck,
+    /// Time between checks of a backend.
+    pub interval: Duration,
+    /// Time a single check may take.
+    pub timeout: Duration,
+    /// Consecutive passes that bring a down backend up.
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down.
+    pub fall: u32,
+}
+
+/// The kind of active check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `GET path`; passes when the status is within `expect` (inclusive).
+    Http {
+        /// Request path.
+        path: String,
+        /// Accepted status range.
+        expect: (u16, u16),
+    },
+    /// A TCP connect that succeeds passes.
+    Tcp,
+}
+
+/// `passive = { ... }`: ejection on consecutive failures from real traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassiveConfig {
+    /// Consecutive failures that eject a backend; 0 disables passive checks.
+    pub failures: u32,
+    /// Count 5xx responses as failures (connect errors and timeouts always count).
+    pub on_5xx: bool,
+    /// First ejection period; doubles on each repeat.
+    pub eject: Duration,
+    /// Longest ejection period.
+    pub max_eject: Duration,
+}
+
+/// `all_down`: behaviour when no backend of a pool is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// Route to down backends anyway (fail open): better a chance than a certain 503.
+    Route,
+    /// Answer 503 at once (fail fast).
+    Fail,
 }
 
 /// One `[[pool.NAME.backend]]`.
@@ -154,83 +223,25 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    runtime: RawRuntime,
-    admin: Option<RawAdmin>,
-    #[serde(default)]
-    listener: Vec<RawListener>,
-    #[serde(default)]
-    pool: BTreeMap<String, RawPool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRuntime {
-    threads: Option<usize>,
-    shutdown_timeout: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    listen: Spanned<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListener {
-    name: Option<String>,
-    listen: Spanned<String>,
-    pool: Spanned<String>,
-    max_connections: Option<Spanned<usize>>,
-    max_header_size: Option<Spanned<usize>>,
-    header_timeout: Option<Spanned<String>>,
-    idle_timeout: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPool {
-    balance: Option<Spanned<String>>,
-    affinity: Option<Spanned<String>>,
-    connect_timeout: Option<Spanned<String>>,
-    response_timeout: Option<Spanned<String>>,
-    keepalive_timeout: Option<Spanned<String>>,
-    max_idle_per_backend: Option<usize>,
-    #[serde(default)]
-    backend: Vec<RawBackend>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBackend {
-    id: Spanned<String>,
-    addr: Spanned<String>,
-    weight: Option<Spanned<i64>>,
-}
-
 /// Collects problems with their key paths and lines.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     text: &'a str,
     /// (line, message); problems without a line sort last.
     list: Vec<(usize, String)>,
 }
 
 impl Problems<'_> {
-    fn add<T>(&mut self, key: &str, at: &Spanned<T>, msg: impl fmt::Display) {
+    pub(super) fn add<T>(&mut self, key: &str, at: &Spanned<T>, msg: impl fmt::Display) {
         let line = line_of(self.text, at.span().start);
         self.list
             .push((line, format!("{key} (line {line}): {msg}")));
     }
 
-    fn add_plain(&mut self, key: &str, msg: impl fmt::Display) {
+    pub(super) fn add_plain(&mut self, key: &str, msg: impl fmt::Display) {
         self.list.push((usize::MAX, format!("{key}: {msg}")));
     }
 
-    fn addr(&mut self, key: &str, raw: &Spanned<String>) -> Option<SocketAddr> {
+    pub(super) fn addr(&mut self, key: &str, raw: &Spanned<String>) -> Option<SocketAddr> {
         match raw.get_ref().parse() {
             Ok(a) => Some(a),
             Err(_) => {
@@ -244,7 +255,7 @@ impl Problems<'_> {
         }
     }
 
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         key: &str,
         raw: &Option<Spanned<String>>,
@@ -288,13 +299,26 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
     };
 
     let admin = raw.admin.as_ref().and_then(|a| {
-        p.addr("admin.listen", &a.listen)
-            .map(|listen| AdminConfig { listen })
+        let listen = p.addr("admin.listen", &a.listen)?;
+        let token = a.token.as_ref().map(|t| t.get_ref().clone());
+        if let Some(t) = &a.token {
+            if t.get_ref().len() < 16 {
+                p.add("admin.token", t, "must be at least 16 characters");
+            }
+        }
+        if token.is_none() && !listen.ip().is_loopback() {
+            p.add(
+                "admin.listen",
+                &a.listen,
+                "the admin API is bound off loopback: set admin.token (a bearer token) too",
+            );
+        }
+        Some(AdminConfig { listen, token })
     });
 
     let mut pools = BTreeMap::new();
     for (name, rp) in &raw.pool {
-        if let Some(pool) = validate_pool(&mut p, name, rp) {
+        if let Some(pool) = pool::validate_pool(&mut p, name, rp) {
             pools.insert(name.clone(), pool);
         }
     }
@@ -382,109 +406,6 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
             p.list.into_iter().map(|(_, msg)| msg).collect(),
         ))
     }
-}
-
-fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> Option<PoolConfig> {
-    let key = format!("pool.{name}");
-    let before = p.list.len();
-    let balance = match rp.balance.as_ref() {
-        None => Balance::RoundRobin,
-        Some(b) => match b.get_ref().as_str() {
-            "round_robin" => Balance::RoundRobin,
-            "least_conn" => Balance::LeastConn,
-            "random" => Balance::Random,
-            other => {
-                p.add(
-                    &format!("{key}.balance"),
-                    b,
-                    format_args!(
-                        "unknown balance {other:?}; expected round_robin, least_conn or random"
-                    ),
-                );
-                Balance::RoundRobin
-            }
-        },
-    };
-    if let Some(a) = &rp.affinity {
-        if a.get_ref() != "none" {
-            p.add(
-                &format!("{key}.affinity"),
-                a,
-                format_args!(
-                    "affinity {:?} is not supported by this version; only \"none\"",
-                    a.get_ref()
-                ),
-            );
-        }
-    }
-    let connect_timeout = p.duration(
-        &format!("{key}.connect_timeout"),
-        &rp.connect_timeout,
-        Duration::from_secs(2),
-    );
-    let response_timeout = p.duration(
-        &format!("{key}.response_timeout"),
-        &rp.response_timeout,
-        Duration::from_secs(30),
-    );
-    let keepalive_timeout = p.duration(
-        &format!("{key}.keepalive_timeout"),
-        &rp.keepalive_timeout,
-        Duration::from_secs(60),
-    );
-    if rp.backend.is_empty() {
-        p.add_plain(
-            &format!("{key}.backend"),
-            "a pool needs at least one [[pool.NAME.backend]]",
-        );
-    }
-    let mut ids = HashSet::new();
-    let mut backends = Vec::new();
-    for (i, rb) in rp.backend.iter().enumerate() {
-        let bkey = format!("{key}.backend[{i}]");
-        let id = rb.id.get_ref();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_graphic()) {
-            p.add(
-                &format!("{bkey}.id"),
-                &rb.id,
-                "must be non-empty printable ASCII without spaces",
-            );
-        } else if !ids.insert(id.clone()) {
-            p.add(
-                &format!("{bkey}.id"),
-                &rb.id,
-                format_args!("duplicate backend id {id:?}"),
-            );
-        }
-        let addr = p.addr(&format!("{bkey}.addr"), &rb.addr);
-        let weight = match &rb.weight {
-            None => 1,
-            Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(w.get_ref()) => *w.get_ref() as u32,
-            Some(w) => {
-                p.add(
-                    &format!("{bkey}.weight"),
-                    w,
-                    format_args!("weight {} out of range 1..={MAX_WEIGHT}", w.get_ref()),
-                );
-                1
-            }
-        };
-        if let Some(addr) = addr {
-            backends.push(BackendConfig {
-                id: id.clone(),
-                addr,
-                weight,
-            });
-        }
-    }
-    (p.list.len() == before).then(|| PoolConfig {
-        balance,
-        connect_timeout,
-        response_timeout,
-        keepalive_timeout,
-        max_idle_per_backend: rp.max_idle_per_backend.unwrap_or(32),
-        backends,
-    })
 }
 
 #[cfg(test)]

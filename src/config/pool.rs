@@ -1,0 +1,273 @@
+//! Validation of one `[pool.NAME]` table and its backends.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawHealth, RawPassive, RawPool};
+use super::{
+    AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, PassiveConfig, PoolConfig,
+    Problems, MAX_WEIGHT,
+};
+
+pub(super) fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> Option<PoolConfig> {
+    let key = format!("pool.{name}");
+    let before = p.list.len();
+    let balance = match rp.balance.as_ref() {
+        None => Balance::RoundRobin,
+        Some(b) => match b.get_ref().as_str() {
+            "round_robin" => Balance::RoundRobin,
+            "least_conn" => Balance::LeastConn,
+            "random" => Balance::Random,
+            other => {
+                p.add(
+                    &format!("{key}.balance"),
+                    b,
+                    format_args!(
+                        "unknown balance {other:?}; expected round_robin, least_conn or random"
+                    ),
+                );
+                Balance::RoundRobin
+            }
+        },
+    };
+    if let Some(a) = &rp.affinity {
+        if a.get_ref() != "none" {
+            p.add(
+                &format!("{key}.affinity"),
+                a,
+                format_args!(
+                    "affinity {:?} is not supported by this version; only \"none\"",
+                    a.get_ref()
+                ),
+            );
+        }
+    }
+    let connect_timeout = p.duration(
+        &format!("{key}.connect_timeout"),
+        &rp.connect_timeout,
+        Duration::from_secs(2),
+    );
+    let response_timeout = p.duration(
+        &format!("{key}.response_timeout"),
+        &rp.response_timeout,
+        Duration::from_secs(30),
+    );
+    let keepalive_timeout = p.duration(
+        &format!("{key}.keepalive_timeout"),
+        &rp.keepalive_timeout,
+        Duration::from_secs(60),
+    );
+    if rp.backend.is_empty() {
+        p.add_plain(
+            &format!("{key}.backend"),
+            "a pool needs at least one [[pool.NAME.backend]]",
+        );
+    }
+    let mut ids = HashSet::new();
+    let mut backends = Vec::new();
+    for (i, rb) in rp.backend.iter().enumerate() {
+        let bkey = format!("{key}.backend[{i}]");
+        let id = rb.id.get_ref();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_graphic()) {
+            p.add(
+                &format!("{bkey}.id"),
+                &rb.id,
+                "must be non-empty printable ASCII without spaces",
+            );
+        } else if !ids.insert(id.clone()) {
+            p.add(
+                &format!("{bkey}.id"),
+                &rb.id,
+                format_args!("duplicate backend id {id:?}"),
+            );
+        }
+        let addr = p.addr(&format!("{bkey}.addr"), &rb.addr);
+        let weight = match &rb.weight {
+            None => 1,
+            Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(w.get_ref()) => *w.get_ref() as u32,
+            Some(w) => {
+                p.add(
+                    &format!("{bkey}.weight"),
+                    w,
+                    format_args!("weight {} out of range 1..={MAX_WEIGHT}", w.get_ref()),
+                );
+                1
+            }
+        };
+        if let Some(addr) = addr {
+            backends.push(BackendConfig {
+                id: id.clone(),
+                addr,
+                weight,
+            });
+        }
+    }
+    let health = rp.health.as_ref().map(|h| validate_health(p, &key, h));
+    let passive = validate_passive(p, &key, rp.passive.as_ref());
+    let drain_timeout = p.duration(
+        &format!("{key}.drain_timeout"),
+        &rp.drain_timeout,
+        Duration::from_secs(30),
+    );
+    let drain_quiet = p.duration(
+        &format!("{key}.drain_quiet"),
+        &rp.drain_quiet,
+        Duration::from_secs(2),
+    );
+    let slow_start = match &rp.slow_start {
+        Some(s) if s.get_ref() == "0" || s.get_ref() == "off" => Duration::ZERO,
+        other => p.duration(&format!("{key}.slow_start"), other, Duration::ZERO),
+    };
+    let all_down = match rp.all_down.as_ref() {
+        None => AllDown::Route,
+        Some(v) => match v.get_ref().as_str() {
+            "route" => AllDown::Route,
+            "fail" => AllDown::Fail,
+            other => {
+                p.add(
+                    &format!("{key}.all_down"),
+                    v,
+                    format_args!("unknown value {other:?}; expected \"route\" or \"fail\""),
+                );
+                AllDown::Route
+            }
+        },
+    };
+    (p.list.len() == before).then(|| PoolConfig {
+        balance,
+        connect_timeout,
+        response_timeout,
+        keepalive_timeout,
+        max_idle_per_backend: rp.max_idle_per_backend.unwrap_or(32),
+        health,
+        passive,
+        drain_timeout,
+        drain_quiet,
+        slow_start,
+        all_down,
+        backends,
+    })
+}
+
+fn validate_health(p: &mut Problems<'_>, pool_key: &str, h: &Spanned<RawHealth>) -> HealthConfig {
+    let key = format!("{pool_key}.health");
+    let raw = h.get_ref();
+    let interval = p.duration(
+        &format!("{key}.interval"),
+        &raw.interval,
+        Duration::from_secs(2),
+    );
+    let timeout = p.duration(
+        &format!("{key}.timeout"),
+        &raw.timeout,
+        Duration::from_secs(1),
+    );
+    if timeout > interval {
+        p.add(
+            &key,
+            h,
+            format_args!("timeout ({timeout:?}) must not exceed interval ({interval:?})"),
+        );
+    }
+    let mut count = |name: &str, v: &Option<Spanned<u32>>, default: u32| match v {
+        Some(n) if !(1..=100).contains(n.get_ref()) => {
+            p.add(&format!("{key}.{name}"), n, "must be between 1 and 100");
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    };
+    let rise = count("rise", &raw.rise, 2);
+    let fall = count("fall", &raw.fall, 3);
+    let kind = raw.check.as_ref().map_or("http", |c| c.get_ref().as_str());
+    let check = match kind {
+        "tcp" => {
+            if let Some(path) = &raw.path {
+                p.add(&format!("{key}.path"), path, "a tcp check has no path");
+            }
+            HealthCheck::Tcp
+        }
+        "http" => {
+            let path = raw.path.as_ref().map_or("/", |s| s.get_ref().as_str());
+            if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                if let Some(raw_path) = &raw.path {
+                    p.add(
+                        &format!("{key}.path"),
+                        raw_path,
+                        "must be an absolute path such as \"/healthz\"",
+                    );
+                }
+            }
+            let expect = match &raw.expect {
+                None => (200, 399),
+                Some(e) => parse_status_range(e.get_ref()).unwrap_or_else(|| {
+                    p.add(
+                        &format!("{key}.expect"),
+                        e,
+                        "expected a status or range such as \"200\" or \"200-399\"",
+                    );
+                    (200, 399)
+                }),
+            };
+            HealthCheck::Http {
+                path: path.to_string(),
+                expect,
+            }
+        }
+        other => {
+            if let Some(c) = &raw.check {
+                p.add(
+                    &format!("{key}.check"),
+                    c,
+                    format_args!("unknown check {other:?}; expected \"http\" or \"tcp\""),
+                );
+            }
+            HealthCheck::Tcp
+        }
+    };
+    HealthConfig {
+        check,
+        interval,
+        timeout,
+        rise,
+        fall,
+    }
+}
+
+fn parse_status_range(s: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = match s.split_once('-') {
+        Some((lo, hi)) => (lo.trim().parse().ok()?, hi.trim().parse().ok()?),
+        None => {
+            let one = s.trim().parse().ok()?;
+            (one, one)
+        }
+    };
+    ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some((lo, hi))
+}
+
+fn validate_passive(
+    p: &mut Problems<'_>,
+    pool_key: &str,
+    raw: Option<&RawPassive>,
+) -> PassiveConfig {
+    let key = format!("{pool_key}.passive");
+    let none = None;
+    let eject = p.duration(
+        &format!("{key}.eject"),
+        raw.map_or(&none, |r| &r.eject),
+        Duration::from_secs(10),
+    );
+    let max_eject = p.duration(
+        &format!("{key}.max_eject"),
+        raw.map_or(&none, |r| &r.max_eject),
+        Duration::from_secs(300),
+    );
+    PassiveConfig {
+        failures: raw.and_then(|r| r.failures).unwrap_or(5),
+        on_5xx: raw.and_then(|r| r.on_5xx).unwrap_or(false),
+        eject,
+        max_eject: max_eject.max(eject),
+    }
+}

@@ -1,0 +1,94 @@
+//! The config file as serde sees it: every key optional where a default exists, unknown keys
+//! rejected. Values that need semantic checks stay strings (with their span for line numbers)
+//! until `validate` turns them into typed settings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) runtime: RawRuntime,
+    pub(super) admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub(super) listener: Vec<RawListener>,
+    #[serde(default)]
+    pub(super) pool: BTreeMap<String, RawPool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRuntime {
+    pub(super) threads: Option<usize>,
+    pub(super) shutdown_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) listen: Spanned<String>,
+    pub(super) token: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListener {
+    pub(super) name: Option<String>,
+    pub(super) listen: Spanned<String>,
+    pub(super) pool: Spanned<String>,
+    pub(super) max_connections: Option<Spanned<usize>>,
+    pub(super) max_header_size: Option<Spanned<usize>>,
+    pub(super) header_timeout: Option<Spanned<String>>,
+    pub(super) idle_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPool {
+    pub(super) balance: Option<Spanned<String>>,
+    pub(super) affinity: Option<Spanned<String>>,
+    pub(super) connect_timeout: Option<Spanned<String>>,
+    pub(super) response_timeout: Option<Spanned<String>>,
+    pub(super) keepalive_timeout: Option<Spanned<String>>,
+    pub(super) max_idle_per_backend: Option<usize>,
+    pub(super) health: Option<Spanned<RawHealth>>,
+    pub(super) passive: Option<RawPassive>,
+    pub(super) drain_timeout: Option<Spanned<String>>,
+    pub(super) drain_quiet: Option<Spanned<String>>,
+    pub(super) slow_start: Option<Spanned<String>>,
+    pub(super) all_down: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) backend: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub(super) check: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) expect: Option<Spanned<String>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) rise: Option<Spanned<u32>>,
+    pub(super) fall: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPassive {
+    pub(super) failures: Option<u32>,
+    pub(super) on_5xx: Option<bool>,
+    pub(super) eject: Option<Spanned<String>>,
+    pub(super) max_eject: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    pub(super) id: Spanned<String>,
+    pub(super) addr: Spanned<String>,
+    pub(super) weight: Option<Spanned<i64>>,
+}

@@ -1,0 +1,401 @@
+//! The control plane: starting and reloading listeners and pools, admin changes to backends,
+//! and the maintenance tick that finishes drains and runs health checkers.
+//!
+//! Every change goes through one async mutex (control plane only, never the request path):
+//! it computes a new config, builds a new routing snapshot from it and the current one, and
+//! stores it. A change that does not validate is refused whole and nothing is touched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backend::{AdminState, State};
+use crate::config::{self, BackendConfig, Config, ListenerConfig, MAX_WEIGHT};
+use crate::pool::Routes;
+use crate::proxy::Shared;
+use crate::server::{self, ListenerEnv};
+use crate::stats::ListenerStats;
+
+/// Why an admin or reload request was refused; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such pool.
+    #[error("no pool named {0:?}")]
+    UnknownPool(String),
+    /// No such backend in the pool.
+    #[error("pool {pool:?} has no backend {id:?}")]
+    UnknownBackend {
+        /// Pool name.
+        pool: String,
+        /// Backend id.
+        id: String,
+    },
+    /// The request or the file is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The new config is valid but could not be applied (e.g. an address cannot be bound).
+    #[error("{0}")]
+    Apply(String),
+}
+
+struct RunningListener {
+    cfg: ListenerConfig,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    listeners: HashMap<String, RunningListener>,
+}
+
+/// The running proxy's control plane.
+pub struct Control {
+    /// Routing state read by requests.
+    pub shared: Arc<Shared>,
+    config_path: Option<PathBuf>,
+    inner: tokio::sync::Mutex<Inner>,
+    /// Listener counters by name (kept after a listener is removed, for metrics continuity).
+    listener_stats: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
+    health_tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+    drain_tx: watch::Sender<bool>,
+}
+
+impl Control {
+    /// Builds the routing state for `config` and binds its listeners; fails without serving
+    /// anything if any address cannot be bound.
+    pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+        let shared = Arc::new(Shared {
+            routes: ArcSwap::from_pointee(Routes::build(&config, None)),
+        });
+        let control = Arc::new(Self {
+            shared,
+            config_path,
+            inner: tokio::sync::Mutex::new(Inner {
+                listeners: HashMap::new(),
+            }),
+            listener_stats: Mutex::default(),
+            health_tasks: Mutex::default(),
+            drain_tx: watch::channel(false).0,
+        });
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            let tcp = TcpListener::bind(l.listen).await.map_err(|e| {
+                anyhow::anyhow!("listener {:?}: cannot bind {}: {e}", l.name, l.listen)
+            })?;
+            bound.push((tcp, l.clone()));
+        }
+        {
+            let mut inner = control.inner.lock().await;
+            for (tcp, l) in bound {
+                control.spawn_listener(&mut inner, tcp, l);
+            }
+        }
+        control.ensure_health_tasks();
+        tokio::spawn(maintenance(Arc::downgrade(&control)));
+        Ok(control)
+    }
+
+    fn spawn_listener(&self, inner: &mut Inner, tcp: TcpListener, cfg: ListenerConfig) {
+        let addr = tcp
+            .local_addr()
+            .map_or_else(|_| cfg.listen.to_string(), |a| a.to_string());
+        tracing::info!(listener.name = %cfg.name, listener.addr = %addr, pool = %cfg.pool, "listening");
+        let stats = Arc::clone(
+            self.listener_stats
+                .lock()
+                .expect("stats lock")
+                .entry(cfg.name.clone())
+                .or_default(),
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let env = ListenerEnv {
+            shared: Arc::clone(&self.shared),
+            stats,
+            stop: stop_rx,
+            drain: self.drain_tx.subscribe(),
+        };
+        let task = tokio::spawn(server::serve(tcp, cfg.clone(), env));
+        inner
+            .listeners
+            .insert(cfg.name.clone(), RunningListener { cfg, stop, task });
+    }
+
+    /// Listener counters by name.
+    pub fn listener_stats(&self) -> Vec<(String, Arc<ListenerStats>)> {
+        let stats = self.listener_stats.lock().expect("stats lock");
+        stats
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
+    }
+
+    /// Re-reads the config file and applies it: pools swap atomically (backends keep their
+    /// state by id; removed ones drain), listeners are added, removed or rebound by name.
+    pub async fn reload(&self) -> Result<String, ControlError> {
+        let path = self.config_path.as_ref().ok_or_else(|| {
+            ControlError::Invalid("tether was started without a config file".into())
+        })?;
+        let new = config::load(path).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let mut inner = self.inner.lock().await;
+        let running = self.shared.routes.load().config.clone();
+        if new.admin != running.admin {
+            tracing::warn!("[admin] changes take effect at the next restart");
+        }
+        // Bind new addresses first: if one fails, nothing has changed yet.
+        let mut fresh = Vec::new();
+        for l in &new.listeners {
+            let same_addr = inner
+                .listeners
+                .get(&l.name)
+                .is_some_and(|r| r.cfg.listen == l.listen)
+                || inner
+                    .listeners
+                    .values()
+                    .any(|r| r.cfg.listen == l.listen && l.listen.port() != 0);
+            let unchanged = inner.listeners.get(&l.name).is_some_and(|r| r.cfg == *l);
+            if !unchanged && !same_addr {
+                let tcp = TcpListener::bind(l.listen).await.map_err(|e| {
+                    ControlError::Apply(format!(
+                        "listener {:?}: cannot bind {}: {e}",
+                        l.name, l.listen
+                    ))
+                })?;
+                fresh.push((tcp, l.clone()));
+            }
+        }
+        self.store_config(&new);
+        let mut summary = Vec::new();
+        // Stop listeners that are gone or changed; their open connections carry on.
+        let names: Vec<String> = inner.listeners.keys().cloned().collect();
+        for name in names {
+            let wanted = new.listeners.iter().find(|l| l.name == name);
+            if wanted.is_some_and(|w| inner.listeners[&name].cfg == *w) {
+                continue;
+            }
+            let old = inner.listeners.remove(&name).expect("listed above");
+            let _ = old.stop.send(true);
+            let _ = old.task.await;
+            summary.push(format!("listener {name} stopped"));
+        }
+        // Changed listeners whose address was still held by the old socket bind now.
+        let rebind: Vec<ListenerConfig> = new
+            .listeners
+            .iter()
+            .filter(|l| !inner.listeners.contains_key(&l.name))
+            .filter(|l| !fresh.iter().any(|(_, f)| f.name == l.name))
+            .cloned()
+            .collect();
+        for l in rebind {
+            match TcpListener::bind(l.listen).await {
+                Ok(tcp) => fresh.push((tcp, l)),
+                Err(e) => {
+                    tracing::error!(listener.name = %l.name, error = %e, "cannot rebind changed listener");
+                    summary.push(format!("listener {} failed to rebind: {e}", l.name));
+                }
+            }
+        }
+        for (tcp, l) in fresh {
+            summary.push(format!("listener {} started", l.name));
+            self.spawn_listener(&mut inner, tcp, l);
+        }
+        let backends: usize = new.pools.values().map(|p| p.backends.len()).sum();
+        summary.push(format!(
+            "{} pool(s), {backends} backend(s)",
+            new.pools.len()
+        ));
+        let summary = summary.join("; ");
+        tracing::info!(config = %path.display(), changes = %summary, "reloaded");
+        Ok(summary)
+    }
+
+    /// Builds and stores the routing snapshot for `config`.
+    fn store_config(&self, config: &Config) {
+        let routes = Routes::build(config, Some(&self.shared.routes.load()));
+        self.shared.routes.store(Arc::new(routes));
+        self.ensure_health_tasks();
+    }
+
+    /// Sets a backend's admin state (`drain`, `enable`, `disable`).
+    pub async fn set_admin_state(
+        &self,
+        pool: &str,
+        id: &str,
+        to: AdminState,
+    ) -> Result<State, ControlError> {
+        let _inner = self.inner.lock().await;
+        let routes = self.shared.routes.load();
+        let p = routes
+            .pools
+            .get(pool)
+            .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+        let backend = p
+            .backends
+            .iter()
+            .find(|b| &*b.id == id && !b.is_removing())
+            .ok_or_else(|| ControlError::UnknownBackend {
+                pool: pool.into(),
+                id: id.into(),
+            })?;
+        let before = backend.set_admin_state(to);
+        if before != to {
+            tracing::info!(pool, backend.id = id, from = ?before, to = ?to, "admin state changed");
+        }
+        Ok(backend.state(&p.settings.drain))
+    }
+
+    /// Adds a backend or updates its address and weight. Returns true if it was added.
+    pub async fn upsert_backend(
+        &self,
+        pool: &str,
+        id: &str,
+        addr: &str,
+        weight: Option<i64>,
+    ) -> Result<bool, ControlError> {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| ControlError::Invalid(format!("invalid socket address {addr:?}")))?;
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_graphic()) || id.len() > 128 {
+            return Err(ControlError::Invalid(
+                "backend id must be 1-128 printable ASCII characters without spaces".into(),
+            ));
+        }
+        let weight = match weight {
+            None => None,
+            Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(&w) => Some(w as u32),
+            Some(w) => {
+                return Err(ControlError::Invalid(format!(
+                    "weight {w} out of range 1..={MAX_WEIGHT}"
+                )))
+            }
+        };
+        let _inner = self.inner.lock().await;
+        let mut config = self.shared.routes.load().config.clone();
+        let pc = config
+            .pools
+            .get_mut(pool)
+            .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+        let added = match pc.backends.iter_mut().find(|b| b.id == id) {
+            Some(b) => {
+                b.addr = addr;
+                b.weight = weight.unwrap_or(b.weight);
+                false
+            }
+            None => {
+                pc.backends.push(BackendConfig {
+                    id: id.into(),
+                    addr,
+                    weight: weight.unwrap_or(1),
+                });
+                true
+            }
+        };
+        self.store_config(&config);
+        tracing::info!(pool, backend.id = id, backend.addr = %addr, added, "backend set via admin API");
+        Ok(added)
+    }
+
+    /// Removes a backend: it drains (keeping pinned clients and in-flight requests), then goes.
+    pub async fn remove_backend(&self, pool: &str, id: &str) -> Result<(), ControlError> {
+        let _inner = self.inner.lock().await;
+        let mut config = self.shared.routes.load().config.clone();
+        let pc = config
+            .pools
+            .get_mut(pool)
+            .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+        let before = pc.backends.len();
+        pc.backends.retain(|b| b.id != id);
+        if pc.backends.len() == before {
+            return Err(ControlError::UnknownBackend {
+                pool: pool.into(),
+                id: id.into(),
+            });
+        }
+        if pc.backends.is_empty() {
+            return Err(ControlError::Invalid(format!(
+                "{id:?} is the last backend of pool {pool:?}; a pool needs at least one"
+            )));
+        }
+        self.store_config(&config);
+        Ok(())
+    }
+
+    /// Stops every listener (sockets close) and asks open connections to finish and close.
+    pub async fn shutdown(&self) {
+        let mut inner = self.inner.lock().await;
+        for (_, l) in inner.listeners.drain() {
+            let _ = l.stop.send(true);
+            let _ = l.task.await;
+        }
+        let _ = self.drain_tx.send(true);
+    }
+
+    /// Client connections open on all listeners.
+    pub fn open_connections(&self) -> usize {
+        self.listener_stats()
+            .iter()
+            .map(|(_, s)| s.active.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Starts a health checker for every pool that has checks and none running.
+    fn ensure_health_tasks(&self) {
+        let routes = self.shared.routes.load();
+        let mut tasks = self.health_tasks.lock().expect("health lock");
+        tasks.retain(|_, t| !t.is_finished());
+        for (name, pool) in &routes.pools {
+            if pool.settings.health.is_some() && !tasks.contains_key(name) {
+                let task = tokio::spawn(crate::health::run(Arc::clone(&self.shared), name.clone()));
+                tasks.insert(name.clone(), task);
+            }
+        }
+    }
+}
+
+/// Every 200 ms: log state transitions (drain finished, health flips via passive ejection),
+/// and drop backends that finished draining after removal.
+async fn maintenance(control: std::sync::Weak<Control>) {
+    let mut seen: HashMap<(String, Arc<str>, SocketAddr), State> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(control) = control.upgrade() else {
+            return;
+        };
+        let routes = control.shared.routes.load_full();
+        let mut finished_removal = false;
+        let mut live = HashMap::new();
+        for (name, pool) in &routes.pools {
+            for b in &pool.backends {
+                let state = b.state(&pool.settings.drain);
+                let key = (name.clone(), Arc::clone(&b.id), b.addr);
+                match seen.get(&key) {
+                    Some(&before) if before != state => {
+                        tracing::info!(pool = %name, backend.id = %b.id, backend.addr = %b.addr, from = before.as_str(), to = state.as_str(), in_flight = b.in_flight(), "backend state changed");
+                    }
+                    _ => {}
+                }
+                if b.is_removing() && state == State::Drained {
+                    finished_removal = true;
+                }
+                live.insert(key, state);
+            }
+        }
+        seen = live;
+        if finished_removal {
+            let _inner = control.inner.lock().await;
+            let current = control.shared.routes.load();
+            let config = current.config.clone();
+            drop(current);
+            control.store_config(&config);
+            tracing::info!("removed backends that finished draining");
+        }
+    }
+}
