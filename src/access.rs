@@ -26,6 +26,8 @@ pub struct AccessRecord {
     pub backend: Option<Arc<str>>,
     /// Backends tried before the one that answered.
     pub retries: usize,
+    /// How the backend was chosen (`hit`, `new`, `redispatch_down`, ...).
+    pub affinity: &'static str,
     /// Response body bytes sent.
     pub bytes: u64,
     /// The response body ended with an upstream error.
@@ -45,6 +47,7 @@ impl Drop for AccessRecord {
             status = self.status.as_u16(),
             backend.id = %self.backend.as_deref().unwrap_or("-"),
             retries = self.retries,
+            affinity = %self.affinity,
             bytes = self.bytes,
             aborted = self.aborted,
             duration_ms = format_args!("{duration_ms:.3}"),

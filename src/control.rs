@@ -245,7 +245,7 @@ impl Control {
             })?;
         let before = backend.set_admin_state(to);
         if before != to {
-            tracing::info!(pool, backend.id = id, from = ?before, to = ?to, "admin state changed");
+            tracing::info!(pool = %pool, backend.id = %id, from = ?before, to = ?to, "admin state changed");
         }
         Ok(backend.state(&p.settings.drain))
     }
@@ -297,7 +297,7 @@ impl Control {
             }
         };
         self.store_config(&config);
-        tracing::info!(pool, backend.id = id, backend.addr = %addr, added, "backend set via admin API");
+        tracing::info!(pool = %pool, backend.id = %id, backend.addr = %addr, added, "backend set via admin API");
         Ok(added)
     }
 

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod affinity;
 pub mod backend;
 pub mod balance;
 pub mod body;

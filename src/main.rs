@@ -65,6 +65,9 @@ fn main() -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
             let backends: usize = c.pools.values().map(|p| p.backends.len()).sum();
             println!(
                 "{}: ok ({} listener(s), {} pool(s), {} backend(s))",

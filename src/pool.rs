@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::affinity::sticky::Stickiness;
 use crate::backend::{Backend, DrainPolicy, State};
 use crate::balance::Balancer;
 use crate::clock::now_ms;
@@ -47,6 +48,8 @@ pub struct Pool {
     pub balancer: Balancer,
     /// Upstream settings.
     pub settings: PoolSettings,
+    /// Cookie / hash stickiness for exactly these backends.
+    pub sticky: Stickiness,
 }
 
 impl Pool {
@@ -82,7 +85,7 @@ impl Pool {
                 if !kept && old.state(&drain) != State::Drained {
                     if !old.is_removing() {
                         old.mark_removing();
-                        tracing::info!(pool = name, backend.id = %old.id, backend.addr = %old.addr, "backend removed from config; draining");
+                        tracing::info!(pool = %name, backend.id = %old.id, backend.addr = %old.addr, "backend removed from config; draining");
                     }
                     // Listed after the configured backends, so lookups by id find a replacement
                     // with the same id (new address) first.
@@ -94,6 +97,7 @@ impl Pool {
         Self {
             name: name.to_string(),
             balancer: Balancer::new(config.balance, &weights),
+            sticky: Stickiness::build(name, config, &backends),
             backends,
             settings: PoolSettings {
                 connect_timeout: config.connect_timeout,

@@ -16,8 +16,10 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
+use crate::affinity::sticky::{strip_cookie, Plan, Why};
 use crate::backend::{Backend, InFlight};
 use crate::body::ProxyBody;
+use crate::config::AffinityMode;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::pool::{Pool, PoolSettings, Routes};
@@ -59,24 +61,53 @@ pub async fn handle(
         status: StatusCode::BAD_GATEWAY,
         backend: None,
         retries: 0,
+        affinity: "none",
         bytes: 0,
         aborted: false,
         start: Instant::now(),
     };
     let client_version = req.version();
-    let req = to_upstream(req, client, listener.proto);
     let routes = shared.routes.load();
-    let result = match routes.pools.get(&listener.pool) {
-        Some(pool) => forward(pool, req, &mut record).await,
-        None => Err(ProxyError::NoBackend),
+    let Some(pool) = routes.pools.get(&listener.pool) else {
+        record.status = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(local_response(record.status, "no backend available\n"));
     };
+    let mut plan = pool
+        .sticky
+        .plan(pool, req.headers(), req.uri(), client.ip(), unix_now());
+    let mut req = req;
+    if let Some(name) = pool.sticky.cookie_name() {
+        strip_cookie(req.headers_mut(), name);
+    }
+    let req = to_upstream(req, client, listener.proto);
+    let result = forward(pool, req, &mut record, &mut plan).await;
+    record.affinity = plan.why.as_str();
     Ok(match result {
         Ok((mut resp, in_flight)) => {
             headers::strip_hop_by_hop(resp.headers_mut());
             // Answer in the client's protocol, whatever the backend spoke.
             *resp.version_mut() = client_version;
+            let backend = in_flight.backend();
+            if plan.issue {
+                let issued = plan.issued.unwrap_or_else(unix_now);
+                if let Some(v) =
+                    pool.sticky
+                        .set_cookie(&backend.id, issued, listener.proto == "https")
+                {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                if plan.issued.is_none() && pool.sticky.mode == AffinityMode::Cookie {
+                    backend.stats.count_pin();
+                }
+            }
+            if pool.sticky.explain {
+                let explain = format!("{}; backend={}", plan.why.as_str(), backend.id);
+                if let Ok(v) = HeaderValue::from_str(&explain) {
+                    resp.headers_mut().insert(EXPLAIN.clone(), v);
+                }
+            }
             record.status = resp.status();
-            record.backend = Some(Arc::clone(&in_flight.backend().id));
+            record.backend = Some(Arc::clone(&backend.id));
             resp.map(|inner| ProxyBody::Upstream {
                 inner,
                 in_flight,
@@ -90,6 +121,15 @@ pub async fn handle(
             local_response(e.status(), &format!("{e}\n"))
         }
     })
+}
+
+/// Response header explaining the routing decision, when the pool sets `explain = true`.
+pub static EXPLAIN: http::HeaderName = http::HeaderName::from_static("x-tether-affinity");
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A short plain-text response produced by tether.
@@ -146,15 +186,25 @@ enum Failure {
     Sent(ProxyError),
 }
 
-/// Sends `req` to backends in the balancer's order until one answers.
+/// Sends `req` to the planned backend, then to others in the balancer's (or the hash ring's)
+/// order until one answers. A pinned backend that cannot be reached re-pins the client.
 async fn forward(
     pool: &Pool,
     mut req: Request<Incoming>,
     record: &mut AccessRecord,
+    plan: &mut Plan,
 ) -> Result<(Response<Incoming>, InFlight), ProxyError> {
     let mut tried: Vec<usize> = Vec::new();
+    let mut next = plan.first;
     loop {
-        let Some(i) = pool.pick_new(&tried) else {
+        let pick = next.take().or_else(|| match plan.hash {
+            Some(key) => pool
+                .sticky
+                .retry_hash(pool, key, &tried)
+                .or_else(|| pool.pick_new(&tried)),
+            None => pool.pick_new(&tried),
+        });
+        let Some(i) = pick else {
             return Err(if tried.is_empty() {
                 ProxyError::NoBackend
             } else {
@@ -180,6 +230,13 @@ async fn forward(
                 return Ok((resp, in_flight));
             }
             Err(Failure::NotSent(back, e)) => {
+                if plan.why == Why::Hit {
+                    // The pinned backend is unreachable (e.g. killed, not yet seen down).
+                    plan.why = Why::RedispatchDown;
+                    plan.issue = true;
+                    plan.issued = None;
+                    backend.stats.count_redispatch();
+                }
                 backend.stats.count_failure(stats::Failure::Connect);
                 note_outcome(pool, backend, false);
                 tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");

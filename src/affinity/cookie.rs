@@ -218,7 +218,11 @@ impl CookieSealer {
         }
         let (body, mac) = raw.split_at(RAW_LEN - MAC_LEN);
         let key_index = (0..self.macs.len())
-            .find(|&i| self.authenticator(i, body).verify_truncated_left(mac).is_ok())
+            .find(|&i| {
+                self.authenticator(i, body)
+                    .verify_truncated_left(mac)
+                    .is_ok()
+            })
             .ok_or(OpenError::Tampered)?;
         let mut issued = [0u8; 8];
         issued.copy_from_slice(&body[1..9]);
@@ -420,7 +424,10 @@ mod tests {
     #[test]
     fn sealed_value_hides_the_backend_id() {
         let id = "backend-id-with-a-long-name";
-        for s in [sealer(&["0123456789abcdef-current"]), CookieSealer::derived("app")] {
+        for s in [
+            sealer(&["0123456789abcdef-current"]),
+            CookieSealer::derived("app"),
+        ] {
             for issued in [0, 1_700_000_000, u64::MAX] {
                 let value = s.seal(&s.pin(id, issued));
                 for start in 0..=id.len() - 4 {

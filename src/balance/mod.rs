@@ -4,6 +4,7 @@
 //! The caller passes a `skip` predicate (backends already tried for this request, and later
 //! unavailable ones) so that retries never hit the same backend twice.
 
+pub mod hash;
 mod least_conn;
 mod random;
 mod round_robin;
@@ -32,7 +33,8 @@ impl Balancer {
     /// Builds the balancer of `kind` for backends with these weights.
     pub fn new(kind: Balance, weights: &[u32]) -> Self {
         match kind {
-            Balance::RoundRobin => Self::RoundRobin(RoundRobin::new(weights)),
+            // Hash pools fall back to round robin for requests that lack the hash key.
+            Balance::RoundRobin | Balance::Hash => Self::RoundRobin(RoundRobin::new(weights)),
             Balance::LeastConn => Self::LeastConn(LeastConn::new(weights.len())),
             Balance::Random => Self::Random(WeightedRandom::new(weights)),
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+mod affinity;
 mod pool;
 mod raw;
 
@@ -29,6 +30,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Backend pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
+    /// Things that are valid but probably not what the operator wants (printed by `check`).
+    pub warnings: Vec<String>,
 }
 
 /// `[runtime]`: process-wide settings.
@@ -77,6 +80,66 @@ pub enum Balance {
     LeastConn,
     /// Weighted random.
     Random,
+    /// Consistent hash of `hash_key`.
+    Hash,
+}
+
+/// How a pool keeps a client on one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AffinityMode {
+    /// No stickiness: every request is balanced.
+    None,
+    /// tether's sealed cookie names the backend.
+    Cookie,
+    /// Consistent hash of the client address.
+    IpHash,
+    /// Anti-affinity (test mode): each request goes to a different backend than the last.
+    Spread,
+}
+
+/// What `balance = "hash"` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client address (see `trusted_proxies`).
+    Ip,
+    /// A request header's value.
+    Header(http::HeaderName),
+    /// A request cookie's value.
+    Cookie(String),
+    /// A query parameter's value.
+    Query(String),
+}
+
+/// `SameSite` attribute of the affinity cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
+}
+
+/// `[pool.NAME.cookie]`: the affinity cookie.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// `Path` attribute.
+    pub path: String,
+    /// `Domain` attribute, if any.
+    pub domain: Option<String>,
+    /// Pin lifetime: `Max-Age` for the browser and a server-side expiry of the issue time.
+    pub max_age: Option<Duration>,
+    /// `Secure` attribute; `None` = only on TLS listeners.
+    pub secure: Option<bool>,
+    /// `HttpOnly` attribute.
+    pub http_only: bool,
+    /// `SameSite` attribute.
+    pub same_site: SameSite,
+    /// Sealing keys: the first seals, all open. Empty = derived from the pool name (forgeable).
+    pub keys: Vec<String>,
 }
 
 /// One `[pool.NAME]`.
@@ -104,6 +167,18 @@ pub struct PoolConfig {
     pub slow_start: Duration,
     /// What to do when no backend is up.
     pub all_down: AllDown,
+    /// Stickiness mode.
+    pub affinity: AffinityMode,
+    /// What `balance = "hash"` hashes.
+    pub hash_key: HashKey,
+    /// Bounded-load factor for hashing (no backend above `max_load` x mean in flight).
+    pub max_load: Option<f64>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` names the client (CIDR list).
+    pub trusted_proxies: Vec<String>,
+    /// Add an `x-tether-affinity` header explaining each routing decision (debugging).
+    pub explain: bool,
+    /// The affinity cookie (used by `affinity = "cookie"` and `"spread"`).
+    pub cookie: CookieConfig,
     /// Backends, in file order.
     pub backends: Vec<BackendConfig>,
 }
@@ -228,6 +303,8 @@ pub(super) struct Problems<'a> {
     text: &'a str,
     /// (line, message); problems without a line sort last.
     list: Vec<(usize, String)>,
+    /// Warnings, in the order found.
+    pub(super) warnings: Vec<String>,
 }
 
 impl Problems<'_> {
@@ -235,6 +312,11 @@ impl Problems<'_> {
         let line = line_of(self.text, at.span().start);
         self.list
             .push((line, format!("{key} (line {line}): {msg}")));
+    }
+
+    pub(super) fn warn<T>(&mut self, key: &str, at: &Spanned<T>, msg: impl fmt::Display) {
+        let line = line_of(self.text, at.span().start);
+        self.warnings.push(format!("{key} (line {line}): {msg}"));
     }
 
     pub(super) fn add_plain(&mut self, key: &str, msg: impl fmt::Display) {
@@ -287,6 +369,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
     let mut p = Problems {
         text,
         list: Vec::new(),
+        warnings: Vec::new(),
     };
 
     let runtime = RuntimeConfig {
@@ -398,6 +481,7 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
             admin,
             listeners,
             pools,
+            warnings: p.warnings,
         })
     } else {
         // Report in file order, as an editor would show them.

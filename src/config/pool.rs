@@ -20,30 +20,20 @@ pub(super) fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> O
             "round_robin" => Balance::RoundRobin,
             "least_conn" => Balance::LeastConn,
             "random" => Balance::Random,
+            "hash" => Balance::Hash,
             other => {
                 p.add(
                     &format!("{key}.balance"),
                     b,
                     format_args!(
-                        "unknown balance {other:?}; expected round_robin, least_conn or random"
+                        "unknown balance {other:?}; expected round_robin, least_conn, random or hash"
                     ),
                 );
                 Balance::RoundRobin
             }
         },
     };
-    if let Some(a) = &rp.affinity {
-        if a.get_ref() != "none" {
-            p.add(
-                &format!("{key}.affinity"),
-                a,
-                format_args!(
-                    "affinity {:?} is not supported by this version; only \"none\"",
-                    a.get_ref()
-                ),
-            );
-        }
-    }
+    let sticky = super::affinity::validate(p, &key, name, rp, balance);
     let connect_timeout = p.duration(
         &format!("{key}.connect_timeout"),
         &rp.connect_timeout,
@@ -147,6 +137,12 @@ pub(super) fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> O
         drain_quiet,
         slow_start,
         all_down,
+        affinity: sticky.affinity,
+        hash_key: sticky.hash_key,
+        max_load: sticky.max_load,
+        trusted_proxies: sticky.trusted_proxies,
+        explain: sticky.explain,
+        cookie: sticky.cookie,
         backends,
     })
 }

@@ -60,8 +60,26 @@ pub(super) struct RawPool {
     pub(super) drain_quiet: Option<Spanned<String>>,
     pub(super) slow_start: Option<Spanned<String>>,
     pub(super) all_down: Option<Spanned<String>>,
+    pub(super) hash_key: Option<Spanned<String>>,
+    pub(super) max_load: Option<Spanned<f64>>,
+    pub(super) trusted_proxies: Option<Spanned<Vec<String>>>,
+    pub(super) explain: Option<bool>,
+    pub(super) cookie: Option<RawCookie>,
     #[serde(default)]
     pub(super) backend: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCookie {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) domain: Option<Spanned<String>>,
+    pub(super) max_age: Option<Spanned<String>>,
+    pub(super) secure: Option<bool>,
+    pub(super) http_only: Option<bool>,
+    pub(super) same_site: Option<Spanned<String>>,
+    pub(super) keys: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
