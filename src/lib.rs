@@ -22,4 +22,5 @@ pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod stats;
+pub mod upgrade;
 pub mod upstream;

@@ -25,6 +25,7 @@ use crate::headers;
 use crate::pool::{Pool, PoolSettings, Routes};
 use crate::server::Busy;
 use crate::stats;
+use crate::upgrade;
 use crate::upstream::{self, ConnectError, Sender};
 
 /// State shared by every request of the process.
@@ -79,12 +80,23 @@ pub async fn handle(
     if let Some(name) = pool.sticky.cookie_name() {
         strip_cookie(req.headers_mut(), name);
     }
-    let req = to_upstream(req, client, listener.proto);
+    let upgrade = upgrade::requested(&req).map(|proto| (proto, hyper::upgrade::on(&mut req)));
+    let mut req = to_upstream(req, client, listener.proto);
+    if let Some((proto, _)) = &upgrade {
+        upgrade::restore_headers(req.headers_mut(), proto.clone());
+    }
     let result = forward(pool, req, &mut record, &mut plan).await;
     record.affinity = plan.why.as_str();
     Ok(match result {
         Ok((mut resp, in_flight)) => {
+            let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+            let upgraded_to = switching
+                .then(|| resp.headers().get(header::UPGRADE).cloned())
+                .flatten();
             headers::strip_hop_by_hop(resp.headers_mut());
+            if let Some(proto) = upgraded_to.filter(|_| upgrade.is_some()) {
+                upgrade::restore_headers(resp.headers_mut(), proto);
+            }
             // Answer in the client's protocol, whatever the backend spoke.
             *resp.version_mut() = client_version;
             let backend = in_flight.backend();
@@ -108,6 +120,15 @@ pub async fn handle(
             }
             record.status = resp.status();
             record.backend = Some(Arc::clone(&backend.id));
+            if let (true, Some((_, client_side))) = (switching, upgrade) {
+                let tunnel = upgrade::Tunnel {
+                    client: client_side,
+                    in_flight,
+                    busy,
+                    drain: pool.settings.drain,
+                };
+                return Ok(upgrade::splice(resp, tunnel).map(|()| ProxyBody::Local(None)));
+            }
             resp.map(|inner| ProxyBody::Upstream {
                 inner,
                 in_flight,

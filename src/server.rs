@@ -275,7 +275,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         let mut drain = drain.clone();
         tokio::spawn(async move {
             let (_permit, _open) = (permit, open);
-            let conn = builder.serve_connection(TokioIo::new(io), service);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,

@@ -102,6 +102,8 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, Conn
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await?;
+    // Upgrades (WebSocket) hand the connection over to a tunnel instead of closing it.
+    let conn = conn.with_upgrades();
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");

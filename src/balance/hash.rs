@@ -19,7 +19,7 @@
 /// Virtual nodes per unit of weight: the balance / memory trade-off (see the module doc).
 pub const POINTS_PER_WEIGHT: u64 = 160;
 
-/// Cap on the ring's size (12 bytes each). Past it point counts are scaled down in proportion,
+/// Cap on the ring's size (12 bytes a point, plus the index). Past it point counts are scaled,
 /// so a change of the pool may then move a few extra keys; 10,000 backends of weight 1 fit.
 pub const MAX_POINTS: u64 = 1 << 21;
 
@@ -71,7 +71,7 @@ impl ConsistentHash {
         }
         let (points, owners): (Vec<u64>, Vec<u32>) = ring.into_iter().unzip();
 
-        // One to two points per bucket: O(1) lookups for a sixth of the ring's memory.
+        // One to two points per bucket: O(1) lookups for a sixth to a third of the ring's memory.
         let bits = (points.len() / 2)
             .max(2)
             .next_power_of_two()
