@@ -258,14 +258,16 @@ impl Stickiness {
 
     fn plan_hash(&self, pool: &Pool, h: &HashRouting, key: u64) -> Plan {
         let drain = &pool.settings.drain;
-        let states: Vec<State> = pool.backends.iter().map(|b| b.state(drain)).collect();
         // A draining backend keeps the clients that hash to it until its drain completes.
-        let unavailable = |i: usize| !matches!(states[i], State::Up | State::Draining);
+        // States are read only for the few backends the ring walk visits.
+        let unavailable = |i: usize| {
+            !matches!(pool.backends[i].state(drain), State::Up | State::Draining)
+        };
         let picked = match h.max_load {
             None => h.ring.pick(key, unavailable).map(|i| (i, false)),
             Some(factor) => {
                 let total: usize = pool.backends.iter().map(|b| b.in_flight()).sum();
-                let available = (0..states.len()).filter(|&i| !unavailable(i)).count();
+                let available = (0..pool.backends.len()).filter(|&i| !unavailable(i)).count();
                 h.ring.pick_bounded(
                     key,
                     factor,
@@ -277,7 +279,7 @@ impl Stickiness {
             }
         };
         if let Some((i, _)) = picked {
-            if states[i] == State::Draining {
+            if pool.backends[i].state(drain) == State::Draining {
                 pool.backends[i].note_pinned_while_draining();
             }
         }
