@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::backend::{AdminState, State};
 use crate::config::{self, BackendConfig, Config, ListenerConfig, MAX_WEIGHT};
@@ -49,6 +50,7 @@ struct RunningListener {
     cfg: ListenerConfig,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
 }
 
 struct Inner {
@@ -86,15 +88,16 @@ impl Control {
         });
         let mut bound = Vec::new();
         for l in &config.listeners {
+            let tls = load_tls(l).map_err(|e| anyhow::anyhow!(e))?;
             let tcp = TcpListener::bind(l.listen).await.map_err(|e| {
                 anyhow::anyhow!("listener {:?}: cannot bind {}: {e}", l.name, l.listen)
             })?;
-            bound.push((tcp, l.clone()));
+            bound.push((tcp, l.clone(), tls));
         }
         {
             let mut inner = control.inner.lock().await;
-            for (tcp, l) in bound {
-                control.spawn_listener(&mut inner, tcp, l);
+            for (tcp, l, tls) in bound {
+                control.spawn_listener(&mut inner, tcp, l, tls);
             }
         }
         control.ensure_health_tasks();
@@ -102,7 +105,13 @@ impl Control {
         Ok(control)
     }
 
-    fn spawn_listener(&self, inner: &mut Inner, tcp: TcpListener, cfg: ListenerConfig) {
+    fn spawn_listener(
+        &self,
+        inner: &mut Inner,
+        tcp: TcpListener,
+        cfg: ListenerConfig,
+        tls: Option<TlsAcceptor>,
+    ) {
         let addr = tcp
             .local_addr()
             .map_or_else(|_| cfg.listen.to_string(), |a| a.to_string());
@@ -115,16 +124,24 @@ impl Control {
                 .or_default(),
         );
         let (stop, stop_rx) = watch::channel(false);
+        let tls = tls.map(|a| Arc::new(ArcSwap::from_pointee(a)));
         let env = ListenerEnv {
             shared: Arc::clone(&self.shared),
             stats,
             stop: stop_rx,
             drain: self.drain_tx.subscribe(),
+            tls: tls.clone(),
         };
         let task = tokio::spawn(server::serve(tcp, cfg.clone(), env));
-        inner
-            .listeners
-            .insert(cfg.name.clone(), RunningListener { cfg, stop, task });
+        inner.listeners.insert(
+            cfg.name.clone(),
+            RunningListener {
+                cfg,
+                stop,
+                task,
+                tls,
+            },
+        );
     }
 
     /// Listener counters by name.
@@ -148,7 +165,11 @@ impl Control {
         if new.admin != running.admin {
             tracing::warn!("[admin] changes take effect at the next restart");
         }
-        // Bind new addresses first: if one fails, nothing has changed yet.
+        // Load certificates and bind new addresses first: if one fails, nothing has changed yet.
+        let mut acceptors = HashMap::new();
+        for l in &new.listeners {
+            acceptors.insert(l.name.clone(), load_tls(l).map_err(ControlError::Apply)?);
+        }
         let mut fresh = Vec::new();
         for l in &new.listeners {
             let same_addr = inner
@@ -172,6 +193,12 @@ impl Control {
         }
         self.store_config(&new);
         let mut summary = Vec::new();
+        // Unchanged TLS listeners pick up re-read certificates for new handshakes.
+        for (name, running) in &inner.listeners {
+            if let (Some(slot), Some(Some(acceptor))) = (&running.tls, acceptors.get(name)) {
+                slot.store(Arc::new(acceptor.clone()));
+            }
+        }
         // Stop listeners that are gone or changed; their open connections carry on.
         let names: Vec<String> = inner.listeners.keys().cloned().collect();
         for name in names {
@@ -203,7 +230,8 @@ impl Control {
         }
         for (tcp, l) in fresh {
             summary.push(format!("listener {} started", l.name));
-            self.spawn_listener(&mut inner, tcp, l);
+            let tls = acceptors.remove(&l.name).flatten();
+            self.spawn_listener(&mut inner, tcp, l, tls);
         }
         let backends: usize = new.pools.values().map(|p| p.backends.len()).sum();
         summary.push(format!(
@@ -398,4 +426,14 @@ async fn maintenance(control: std::sync::Weak<Control>) {
             tracing::info!("removed backends that finished draining");
         }
     }
+}
+
+/// The TLS acceptor of a listener, if it has certificates.
+fn load_tls(l: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
+    if l.tls.is_empty() {
+        return Ok(None);
+    }
+    crate::tls::acceptor(&l.tls)
+        .map(Some)
+        .map_err(|e| format!("listener {:?}: {e}", l.name))
 }

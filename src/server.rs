@@ -18,13 +18,18 @@ use atomic_waker::AtomicWaker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::ListenerConfig;
 use crate::proxy::{self, ListenerCtx, Shared};
+use crate::proxy_protocol;
 use crate::stats::{ListenerStats, OpenConnection};
 
 /// Requests in progress on one client connection.
@@ -67,9 +72,9 @@ enum Phase {
     Idle,
 }
 
-/// A client socket with tether's header-read and idle deadlines.
-pub struct TimedIo {
-    io: TcpStream,
+/// A client connection (TCP or TLS) with tether's header-read and idle deadlines.
+pub struct TimedIo<T> {
+    io: T,
     activity: Arc<Activity>,
     phase: Phase,
     /// Unknown until the first bytes; HTTP/2 has no "request head" phase on the connection.
@@ -80,9 +85,9 @@ pub struct TimedIo {
     idle_timeout: Duration,
 }
 
-impl TimedIo {
-    /// Wraps a freshly accepted socket: the first request head is due within `header_timeout`.
-    pub fn new(io: TcpStream, header_timeout: Duration, idle_timeout: Duration) -> Self {
+impl<T> TimedIo<T> {
+    /// Wraps a fresh connection: the first request head is due within `header_timeout`.
+    pub fn new(io: T, header_timeout: Duration, idle_timeout: Duration) -> Self {
         let deadline = Instant::now() + header_timeout;
         Self {
             io,
@@ -107,7 +112,7 @@ impl TimedIo {
     }
 }
 
-impl AsyncRead for TimedIo {
+impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -168,7 +173,7 @@ impl AsyncRead for TimedIo {
     }
 }
 
-impl AsyncWrite for TimedIo {
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -215,7 +220,7 @@ fn builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
 }
 
 /// What a listener task needs besides its socket and config.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ListenerEnv {
     /// Routing state.
     pub shared: Arc<Shared>,
@@ -225,6 +230,19 @@ pub struct ListenerEnv {
     pub stop: watch::Receiver<bool>,
     /// True: the process is shutting down; open connections finish their requests and close.
     pub drain: watch::Receiver<bool>,
+    /// The TLS acceptor, swapped on reload; `None` for plain HTTP.
+    pub tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
+}
+
+/// Per-connection settings and shared handles.
+#[derive(Clone)]
+struct ConnEnv {
+    shared: Arc<Shared>,
+    ctx: Arc<ListenerCtx>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    drain: watch::Receiver<bool>,
 }
 
 /// Accepts and serves connections on `tcp` until `env.stop` turns true, then returns (closing
@@ -235,14 +253,21 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         stats,
         mut stop,
         drain,
+        tls,
     } = env;
-    let ctx = Arc::new(ListenerCtx {
-        name: cfg.name.as_str().into(),
-        pool: cfg.pool.clone(),
-        proto: "http",
-    });
+    let conn_env = ConnEnv {
+        shared,
+        ctx: Arc::new(ListenerCtx {
+            name: cfg.name.as_str().into(),
+            pool: cfg.pool.clone(),
+            proto: if tls.is_some() { "https" } else { "http" },
+        }),
+        builder: Arc::new(builder(&cfg)),
+        header_timeout: cfg.header_timeout,
+        idle_timeout: cfg.idle_timeout,
+        drain,
+    };
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
-    let builder = Arc::new(builder(&cfg));
     loop {
         // At the limit, stop accepting: new clients wait in the kernel backlog instead of
         // being accepted and dropped.
@@ -250,12 +275,12 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
             permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
             _ = stopped(&mut stop) => break,
         };
-        let (stream, peer) = tokio::select! {
+        let (mut stream, mut peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(listener.name = %ctx.name, error = %e, "accept failed");
+                    tracing::warn!(listener.name = %conn_env.ctx.name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -264,33 +289,66 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         };
         let open = OpenConnection::new(&stats);
         let _ = stream.set_nodelay(true);
-        let io = TimedIo::new(stream, cfg.header_timeout, cfg.idle_timeout);
-        let activity = io.activity();
-        let (shared, ctx2) = (Arc::clone(&shared), Arc::clone(&ctx));
-        let service = service_fn(move |req| {
-            let busy = Busy::new(&activity);
-            proxy::handle(Arc::clone(&shared), Arc::clone(&ctx2), peer, busy, req)
-        });
-        let builder = Arc::clone(&builder);
-        let mut drain = drain.clone();
+        let env = conn_env.clone();
+        let tls = tls.as_ref().map(|t| t.load_full());
+        let proxy_protocol = cfg.proxy_protocol;
         tokio::spawn(async move {
             let (_permit, _open) = (permit, open);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = stopped(&mut drain) => {
-                    // Finish the request in progress (if any), then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            if proxy_protocol {
+                match proxy_protocol::read(&mut stream, env.header_timeout).await {
+                    Ok(proxy_protocol::Header::Proxied { source, .. }) => peer = source,
+                    Ok(proxy_protocol::Header::Local) => {}
+                    Err(e) => {
+                        tracing::debug!(client.addr = %peer, error = %e, "connection refused");
+                        return;
+                    }
                 }
-            };
-            if let Err(e) = result {
-                tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+            }
+            match tls {
+                None => serve_conn(stream, peer, env).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(env.header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => serve_conn(tls_stream, peer, env).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client.addr = %peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(client.addr = %peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
-    tracing::info!(listener.name = %ctx.name, "stopped accepting");
+    tracing::info!(listener.name = %conn_env.ctx.name, "stopped accepting");
+}
+
+/// Serves HTTP on one established connection until it closes.
+async fn serve_conn<T>(io: T, peer: SocketAddr, env: ConnEnv)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TimedIo::new(io, env.header_timeout, env.idle_timeout);
+    let activity = io.activity();
+    let (shared, ctx) = (env.shared, env.ctx);
+    let service = service_fn(move |req| {
+        let busy = Busy::new(&activity);
+        proxy::handle(Arc::clone(&shared), Arc::clone(&ctx), peer, busy, req)
+    });
+    let mut drain = env.drain;
+    let conn = env
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stopped(&mut drain) => {
+            // Finish the request in progress (if any), then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+    }
 }
 
 /// Resolves once `stop` is true (at once if it already is).

@@ -260,14 +260,15 @@ impl Stickiness {
         let drain = &pool.settings.drain;
         // A draining backend keeps the clients that hash to it until its drain completes.
         // States are read only for the few backends the ring walk visits.
-        let unavailable = |i: usize| {
-            !matches!(pool.backends[i].state(drain), State::Up | State::Draining)
-        };
+        let unavailable =
+            |i: usize| !matches!(pool.backends[i].state(drain), State::Up | State::Draining);
         let picked = match h.max_load {
             None => h.ring.pick(key, unavailable).map(|i| (i, false)),
             Some(factor) => {
                 let total: usize = pool.backends.iter().map(|b| b.in_flight()).sum();
-                let available = (0..pool.backends.len()).filter(|&i| !unavailable(i)).count();
+                let available = (0..pool.backends.len())
+                    .filter(|&i| !unavailable(i))
+                    .count();
                 h.ring.pick_bounded(
                     key,
                     factor,

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+pub use crate::tls::CertFiles;
+
 mod affinity;
 mod pool;
 mod raw;
@@ -69,6 +71,10 @@ pub struct ListenerConfig {
     pub header_timeout: Duration,
     /// Time an idle keep-alive client connection is kept open.
     pub idle_timeout: Duration,
+    /// TLS certificates (the first is the default); empty = plain HTTP.
+    pub tls: Vec<CertFiles>,
+    /// Expect a PROXY protocol v1/v2 header on every connection.
+    pub proxy_protocol: bool,
 }
 
 /// The balancing algorithm of a pool.
@@ -270,11 +276,17 @@ impl std::error::Error for ConfigErrors {}
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
-    parse(&text)
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_in(&text, base)
 }
 
-/// Parses and validates config text.
+/// Parses and validates config text; relative file paths are taken from the current directory.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, Path::new(""))
+}
+
+/// Parses and validates config text; relative file paths are resolved against `base`.
+pub fn parse_in(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let de = toml::Deserializer::new(text);
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -291,7 +303,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         };
         ConfigErrors(vec![format!("{path}{line}: {msg}")])
     })?;
-    validate(raw, text)
+    validate(raw, text, base)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -365,7 +377,43 @@ impl Problems<'_> {
     }
 }
 
-fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
+/// Checks a listener's `tls` table and loads its certificates, so `check` catches bad files.
+fn validate_tls(
+    p: &mut Problems<'_>,
+    key: &str,
+    t: &Spanned<raw::RawTls>,
+    base: &Path,
+) -> Vec<CertFiles> {
+    let raw = t.get_ref();
+    let pairs: Vec<(String, String)> = match (&raw.cert, &raw.key, &raw.certs) {
+        (Some(c), Some(k), None) => vec![(c.clone(), k.clone())],
+        (None, None, Some(list)) if !list.is_empty() => list
+            .iter()
+            .map(|c| (c.cert.clone(), c.key.clone()))
+            .collect(),
+        _ => {
+            p.add(
+                key,
+                t,
+                "expected { cert = \"...\", key = \"...\" } or { certs = [{ cert, key }, ...] }",
+            );
+            return Vec::new();
+        }
+    };
+    let files: Vec<CertFiles> = pairs
+        .into_iter()
+        .map(|(cert, key)| CertFiles {
+            cert: crate::tls::resolve(base, Path::new(&cert)),
+            key: crate::tls::resolve(base, Path::new(&key)),
+        })
+        .collect();
+    if let Err(e) = crate::tls::acceptor(&files) {
+        p.add(key, t, e);
+    }
+    files
+}
+
+fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let mut p = Problems {
         text,
         list: Vec::new(),
@@ -463,6 +511,11 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
             Duration::from_secs(60),
         );
         if let Some(listen) = listen {
+            let tls = rl
+                .tls
+                .as_ref()
+                .map(|t| validate_tls(&mut p, &format!("{key}.tls"), t, base))
+                .unwrap_or_default();
             listeners.push(ListenerConfig {
                 name,
                 listen,
@@ -471,6 +524,8 @@ fn validate(raw: RawConfig, text: &str) -> Result<Config, ConfigErrors> {
                 max_header_size,
                 header_timeout,
                 idle_timeout,
+                tls,
+                proxy_protocol: rl.proxy_protocol.unwrap_or(false),
             });
         }
     }

@@ -43,6 +43,23 @@ pub(super) struct RawListener {
     pub(super) max_header_size: Option<Spanned<usize>>,
     pub(super) header_timeout: Option<Spanned<String>>,
     pub(super) idle_timeout: Option<Spanned<String>>,
+    pub(super) tls: Option<Spanned<RawTls>>,
+    pub(super) proxy_protocol: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) certs: Option<Vec<RawCertPair>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCertPair {
+    pub(super) cert: String,
+    pub(super) key: String,
 }
 
 #[derive(Deserialize)]
