@@ -38,6 +38,42 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// `Forwarded` (RFC 7239).
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Sets the forwarding headers for the backend. From a trusted proxy, the client is appended to
+/// its `X-Forwarded-For` and its `X-Forwarded-Proto`/`-Host` are kept; from anyone else, every
+/// forwarding header the client sent (and tether's own explain header) is dropped first, so
+/// a client cannot claim another address or scheme.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    trusted_peer: bool,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+) {
+    if !trusted_peer {
+        for name in [
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &FORWARDED,
+        ] {
+            headers.remove(name);
+        }
+        headers.remove("x-tether-affinity");
+    }
+    let keep_proto = headers.get(&X_FORWARDED_PROTO).cloned();
+    let keep_host = headers.get(&X_FORWARDED_HOST).cloned();
+    add_forwarded(headers, client, proto, host);
+    if let Some(p) = keep_proto {
+        headers.insert(X_FORWARDED_PROTO.clone(), p);
+    }
+    if let Some(h) = keep_host {
+        headers.insert(X_FORWARDED_HOST.clone(), h);
+    }
+}
+
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and `-Host`.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
@@ -87,6 +123,28 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn untrusted_clients_cannot_claim_an_address() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        h.insert(&FORWARDED, HeaderValue::from_static("for=6.6.6.6"));
+        set_forwarded(&mut h, "127.0.0.9".parse().unwrap(), false, "http", None);
+        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.9");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert!(!h.contains_key(&FORWARDED));
+
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.5"));
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        set_forwarded(&mut h, "10.0.0.2".parse().unwrap(), true, "http", None);
+        assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.5, 10.0.0.2");
+        assert_eq!(
+            h[&X_FORWARDED_PROTO], "https",
+            "the front proxy knows the scheme"
+        );
     }
 
     #[test]

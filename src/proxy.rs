@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,6 +20,7 @@ use crate::access::AccessRecord;
 use crate::affinity::sticky::{strip_cookie, Plan, Why};
 use crate::backend::{Backend, InFlight};
 use crate::body::ProxyBody;
+use crate::client_body::ClientBody;
 use crate::config::AffinityMode;
 use crate::error::ProxyError;
 use crate::headers;
@@ -44,6 +46,10 @@ pub struct ListenerCtx {
     pub pool: String,
     /// Scheme clients used (`http` or `https`), for `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// Slowest accepted request body, bytes per second (0 = no check).
+    pub min_body_rate: u64,
+    /// Time before the body rate is enforced.
+    pub body_grace: std::time::Duration,
 }
 
 /// Proxies one client request; every failure becomes a response, never an error.
@@ -81,7 +87,9 @@ pub async fn handle(
         strip_cookie(req.headers_mut(), name);
     }
     let upgrade = upgrade::requested(&req).map(|proto| (proto, hyper::upgrade::on(&mut req)));
-    let mut req = to_upstream(req, client, listener.proto);
+    let trusted = pool.sticky.is_trusted(client.ip());
+    let too_slow = Arc::new(AtomicBool::new(false));
+    let mut req = to_upstream(req, client, trusted, &listener, Arc::clone(&too_slow));
     if let Some((proto, _)) = &upgrade {
         upgrade::restore_headers(req.headers_mut(), proto.clone());
     }
@@ -136,6 +144,10 @@ pub async fn handle(
                 busy: Some(busy),
             })
         }
+        Err(_) if too_slow.load(Ordering::Relaxed) => {
+            record.status = StatusCode::REQUEST_TIMEOUT;
+            local_response(record.status, "request body sent too slowly\n")
+        }
         Err(e) => {
             record.status = e.status();
             tracing::debug!(listener = %listener.name, error = %e, "request failed");
@@ -168,8 +180,11 @@ pub fn local_response(status: StatusCode, text: &str) -> Response<ProxyBody> {
 fn to_upstream(
     req: Request<Incoming>,
     client: SocketAddr,
-    proto: &'static str,
-) -> Request<Incoming> {
+    trusted_peer: bool,
+    listener: &ListenerCtx,
+    too_slow: Arc<AtomicBool>,
+) -> Request<ClientBody> {
+    let proto = listener.proto;
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     // HTTP/2 clients send the host as :authority; HTTP/1.1 backends need a Host header.
@@ -183,7 +198,13 @@ fn to_upstream(
         }
     }
     let host = parts.headers.get(header::HOST).cloned();
-    headers::add_forwarded(&mut parts.headers, client.ip(), proto, host.as_ref());
+    headers::set_forwarded(
+        &mut parts.headers,
+        client.ip(),
+        trusted_peer,
+        proto,
+        host.as_ref(),
+    );
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts
             .uri
@@ -193,6 +214,7 @@ fn to_upstream(
         parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
     }
     parts.version = Version::HTTP_11;
+    let body = ClientBody::new(body, listener.min_body_rate, listener.body_grace, too_slow);
     Request::from_parts(parts, body)
 }
 
@@ -202,7 +224,7 @@ fn to_upstream(
 #[allow(clippy::large_enum_variant)]
 enum Failure {
     /// Nothing was sent; the request comes back for the next backend.
-    NotSent(Request<Incoming>, ConnectError),
+    NotSent(Request<ClientBody>, ConnectError),
     /// The request was sent (at least partly) and then failed.
     Sent(ProxyError),
 }
@@ -211,7 +233,7 @@ enum Failure {
 /// order until one answers. A pinned backend that cannot be reached re-pins the client.
 async fn forward(
     pool: &Pool,
-    mut req: Request<Incoming>,
+    mut req: Request<ClientBody>,
     record: &mut AccessRecord,
     plan: &mut Plan,
 ) -> Result<(Response<Incoming>, InFlight), ProxyError> {
@@ -292,7 +314,7 @@ fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
 async fn attempt(
     backend: &Arc<Backend>,
     settings: &PoolSettings,
-    mut req: Request<Incoming>,
+    mut req: Request<ClientBody>,
 ) -> Result<Response<Incoming>, Failure> {
     if let Some(sender) = backend.idle.checkout(settings.keepalive_timeout) {
         match send(sender, backend, settings, req).await {
@@ -312,7 +334,7 @@ async fn send(
     mut sender: Sender,
     backend: &Arc<Backend>,
     settings: &PoolSettings,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Result<Response<Incoming>, Failure> {
     let sending = sender.try_send_request(req);
     match tokio::time::timeout(settings.response_timeout, sending).await {

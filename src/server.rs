@@ -1,207 +1,26 @@
-//! Client-facing listeners: accept with a connection limit, serve HTTP/1.1 and h2c, enforce
-//! the header-read and idle keep-alive timeouts, and shut down gracefully.
-//!
-//! hyper's own header-read timer also runs while a keep-alive connection waits for its next
-//! request, so it cannot express "10 s to send a head, but 60 s of idle keep-alive". tether
-//! instead wraps each client socket in [`TimedIo`], which knows from a per-connection
-//! activity counter whether a request is in progress and arms the right deadline.
+//! Client-facing listeners: accept with connection limits (total and per client address),
+//! read PROXY protocol headers, terminate TLS, serve HTTP/1.1, HTTP/2 and upgrades with the
+//! header-read and idle deadlines of [`TimedIo`], and shut down gracefully.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ListenerConfig;
 use crate::proxy::{self, ListenerCtx, Shared};
 use crate::proxy_protocol;
 use crate::stats::{ListenerStats, OpenConnection};
-
-/// Requests in progress on one client connection.
-#[derive(Debug, Default)]
-pub struct Activity {
-    active: AtomicUsize,
-    /// The connection's reader, parked without a deadline while a request was in progress.
-    reader: AtomicWaker,
-}
-
-/// Marks a request in progress on its connection until dropped (it lives in the response body).
-#[derive(Debug)]
-pub struct Busy(Arc<Activity>);
-
-impl Busy {
-    /// Counts a request as in progress on `activity`'s connection.
-    pub fn new(activity: &Arc<Activity>) -> Self {
-        activity.active.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(activity))
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        // The last request ended: hyper may not poll the socket again until the client sends
-        // something, so wake the reader to arm the idle deadline now.
-        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.reader.wake();
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for (the rest of) a request head: `header_timeout` applies.
-    AwaitHead,
-    /// A request is in progress: upstream timeouts apply, not ours.
-    Busy,
-    /// Keep-alive connection with nothing in progress: `idle_timeout` applies.
-    Idle,
-}
-
-/// A client connection (TCP or TLS) with tether's header-read and idle deadlines.
-pub struct TimedIo<T> {
-    io: T,
-    activity: Arc<Activity>,
-    phase: Phase,
-    /// Unknown until the first bytes; HTTP/2 has no "request head" phase on the connection.
-    h2: Option<bool>,
-    deadline: Instant,
-    sleep: Pin<Box<Sleep>>,
-    header_timeout: Duration,
-    idle_timeout: Duration,
-}
-
-impl<T> TimedIo<T> {
-    /// Wraps a fresh connection: the first request head is due within `header_timeout`.
-    pub fn new(io: T, header_timeout: Duration, idle_timeout: Duration) -> Self {
-        let deadline = Instant::now() + header_timeout;
-        Self {
-            io,
-            activity: Arc::default(),
-            phase: Phase::AwaitHead,
-            h2: None,
-            deadline,
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            header_timeout,
-            idle_timeout,
-        }
-    }
-
-    /// The activity counter requests on this connection report to.
-    pub fn activity(&self) -> Arc<Activity> {
-        Arc::clone(&self.activity)
-    }
-
-    fn set_deadline(&mut self, phase: Phase, after: Duration) {
-        self.phase = phase;
-        self.deadline = Instant::now() + after;
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        let busy = this.activity.active.load(Ordering::Acquire) > 0;
-        match polled {
-            Poll::Ready(Ok(())) => {
-                let fresh = &buf.filled()[before..];
-                if !fresh.is_empty() {
-                    let h2 = *this
-                        .h2
-                        .get_or_insert_with(|| fresh.starts_with(b"PRI * HTTP/2.0"));
-                    if busy {
-                        this.phase = Phase::Busy;
-                    } else if h2 {
-                        // Any frame (PING, SETTINGS) is activity on an idle HTTP/2 connection.
-                        this.set_deadline(Phase::Idle, this.idle_timeout);
-                    } else if this.phase != Phase::AwaitHead {
-                        // First bytes of the next request on a keep-alive connection.
-                        this.set_deadline(Phase::AwaitHead, this.header_timeout);
-                    }
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                if busy {
-                    this.phase = Phase::Busy;
-                    this.activity.reader.register(cx.waker());
-                    // The request may have ended between the load and the registration.
-                    if this.activity.active.load(Ordering::Acquire) > 0 {
-                        return Poll::Pending;
-                    }
-                }
-                if this.phase == Phase::Busy {
-                    this.set_deadline(Phase::Idle, this.idle_timeout);
-                }
-                if this.sleep.deadline() != this.deadline {
-                    let deadline = this.deadline;
-                    this.sleep.as_mut().reset(deadline);
-                }
-                match this.sleep.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        let what = match this.phase {
-                            Phase::AwaitHead => "request head not received within header_timeout",
-                            _ => "idle keep-alive connection reached idle_timeout",
-                        };
-                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
+pub use crate::timed_io::{Activity, Busy, TimedIo};
 
 /// The hyper connection builder for one listener's limits.
 fn builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
@@ -261,6 +80,8 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
             name: cfg.name.as_str().into(),
             pool: cfg.pool.clone(),
             proto: if tls.is_some() { "https" } else { "http" },
+            min_body_rate: cfg.min_body_rate,
+            body_grace: cfg.header_timeout,
         }),
         builder: Arc::new(builder(&cfg)),
         header_timeout: cfg.header_timeout,
@@ -268,6 +89,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         drain,
     };
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
+    let per_ip = Arc::new(PerIpLimit::new(cfg.max_connections_per_ip));
     loop {
         // At the limit, stop accepting: new clients wait in the kernel backlog instead of
         // being accepted and dropped.
@@ -292,6 +114,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         let env = conn_env.clone();
         let tls = tls.as_ref().map(|t| t.load_full());
         let proxy_protocol = cfg.proxy_protocol;
+        let per_ip = Arc::clone(&per_ip);
         tokio::spawn(async move {
             let (_permit, _open) = (permit, open);
             if proxy_protocol {
@@ -304,6 +127,11 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                     }
                 }
             }
+            // Counted on the real client address, which PROXY protocol may have supplied.
+            let Some(_slot) = per_ip.acquire(peer.ip()) else {
+                tracing::debug!(client.addr = %peer, "connection refused: max_connections_per_ip reached");
+                return;
+            };
             match tls {
                 None => serve_conn(stream, peer, env).await,
                 Some(acceptor) => {
@@ -348,6 +176,50 @@ where
     };
     if let Err(e) = result {
         tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+    }
+}
+
+/// Open connections per client address, when a listener limits them.
+struct PerIpLimit {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One counted connection; released on drop.
+struct IpSlot(Arc<PerIpLimit>, std::net::IpAddr);
+
+impl PerIpLimit {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A slot for `ip`, or `None` at the limit. Accept path only, never per request.
+    fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Option<IpSlot>> {
+        if self.max == 0 {
+            return Some(None);
+        }
+        let mut open = self.open.lock().expect("per-ip lock");
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Some(IpSlot(Arc::clone(self), ip)))
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().expect("per-ip lock");
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
     }
 }
 

@@ -10,14 +10,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// A ready-to-use HTTP/1.1 connection to a backend.
-pub type Sender = SendRequest<Incoming>;
+pub type Sender = SendRequest<crate::client_body::ClientBody>;
 
 /// Why a connection to a backend could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,10 @@ use common::{Http1, RawConn, TestBackend, Tether};
 use http::Method;
 
 fn config(backend: &TestBackend) -> String {
+    config_with(backend, "")
+}
+
+fn config_with(backend: &TestBackend, pool_extra: &str) -> String {
     format!(
         r#"
 [[listener]]
@@ -19,12 +23,13 @@ max_header_size = 32768
 
 [pool.app]
 balance = "round_robin"
+{}
 
 [[pool.app.backend]]
 id = "{}"
 addr = "{}"
 "#,
-        backend.id, backend.addr
+        pool_extra, backend.id, backend.addr
     )
 }
 
@@ -67,7 +72,8 @@ async fn a_request_head_over_max_header_size_gets_431_and_tether_keeps_serving()
 #[tokio::test(flavor = "multi_thread")]
 async fn x_forwarded_headers_are_added_and_host_is_preserved() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    // The client is a trusted proxy here, so its X-Forwarded-For is extended, not replaced.
+    let tether = Tether::start(&config_with(&backend, r#"trusted_proxies = ["127.0.0.1"]"#)).await;
     let client = Http1::new(tether.addr("web"));
 
     let request = client
@@ -98,6 +104,29 @@ async fn x_forwarded_headers_are_added_and_host_is_preserved() {
         echo.joined("x-forwarded-host").as_deref(),
         Some(tether_host.as_str())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_client_cannot_claim_another_address_or_scheme() {
+    let backend = TestBackend::start("app-1").await;
+    let tether = Tether::start(&config(&backend)).await;
+    let client = Http1::new(tether.addr("web"));
+
+    let request = client
+        .request(Method::GET, "/echo")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "for=10.0.0.1;proto=https")
+        .header("x-tether-affinity", "hit; backend=app-9")
+        .body(common::body::empty())
+        .unwrap();
+    let echo = common::Reply::read(client.send(request).await.expect("GET /echo"))
+        .await
+        .echo();
+    assert_eq!(echo.joined("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(echo.joined("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(echo.joined("forwarded"), None);
+    assert_eq!(echo.joined("x-tether-affinity"), None);
 }
 
 /// Sends `head` on `conn` and returns what the backend's `/echo` saw.

@@ -158,6 +158,11 @@ impl Stickiness {
         self.cookie.as_ref().map(|c| c.cfg.name.as_str())
     }
 
+    /// True when `peer` is a trusted proxy whose forwarding headers are believed.
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        self.trusted.contains(peer)
+    }
+
     /// The client address used for hashing and logs (trusted proxies' headers honoured).
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         self.trusted.client_ip(peer, headers)

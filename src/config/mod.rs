@@ -75,6 +75,10 @@ pub struct ListenerConfig {
     pub tls: Vec<CertFiles>,
     /// Expect a PROXY protocol v1/v2 header on every connection.
     pub proxy_protocol: bool,
+    /// Slowest accepted request body after `header_timeout`, in bytes per second (0 = off).
+    pub min_body_rate: u64,
+    /// Concurrent connections from one client address (0 = unlimited).
+    pub max_connections_per_ip: usize,
 }
 
 /// The balancing algorithm of a pool.
@@ -526,6 +530,8 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
                 idle_timeout,
                 tls,
                 proxy_protocol: rl.proxy_protocol.unwrap_or(false),
+                min_body_rate: rl.min_body_rate.unwrap_or(1024),
+                max_connections_per_ip: rl.max_connections_per_ip.unwrap_or(0),
             });
         }
     }

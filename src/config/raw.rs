@@ -45,6 +45,8 @@ pub(super) struct RawListener {
     pub(super) idle_timeout: Option<Spanned<String>>,
     pub(super) tls: Option<Spanned<RawTls>>,
     pub(super) proxy_protocol: Option<bool>,
+    pub(super) min_body_rate: Option<u64>,
+    pub(super) max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Deserialize)]

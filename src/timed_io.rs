@@ -1,0 +1,277 @@
+//! A client connection with tether's own deadlines and request-head hygiene.
+//!
+//! hyper's own header-read timer also runs while a keep-alive connection waits for its next
+//! request, so it cannot express "10 s to send a head, but 60 s of idle keep-alive". tether
+//! instead wraps each client connection in [`TimedIo`], which knows from a per-connection
+//! activity counter whether a request is in progress and arms the right deadline.
+//!
+//! While it reads an HTTP/1 request head it also refuses bare LF line endings, which hyper's
+//! parser tolerates but which some backends and middleboxes read differently (a request
+//! smuggling vector): such a byte is replaced by NUL, so the parser fails and the client gets
+//! 400 instead of an ambiguous request being forwarded.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Requests in progress on one client connection.
+#[derive(Debug, Default)]
+pub struct Activity {
+    active: AtomicUsize,
+    /// The connection's reader, parked without a deadline while a request was in progress.
+    reader: AtomicWaker,
+}
+
+/// Marks a request in progress on its connection until dropped (it lives in the response body).
+#[derive(Debug)]
+pub struct Busy(Arc<Activity>);
+
+impl Busy {
+    /// Counts a request as in progress on `activity`'s connection.
+    pub fn new(activity: &Arc<Activity>) -> Self {
+        activity.active.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        // The last request ended: hyper may not poll the socket again until the client sends
+        // something, so wake the reader to arm the idle deadline now.
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reader.wake();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request head: `header_timeout` applies.
+    AwaitHead,
+    /// A request is in progress: upstream timeouts apply, not ours.
+    Busy,
+    /// Keep-alive connection with nothing in progress: `idle_timeout` applies.
+    Idle,
+}
+
+/// A client connection (TCP or TLS) with tether's header-read and idle deadlines.
+pub struct TimedIo<T> {
+    io: T,
+    activity: Arc<Activity>,
+    phase: Phase,
+    /// Unknown until the first bytes; HTTP/2 has no "request head" phase on the connection.
+    h2: Option<bool>,
+    deadline: Instant,
+    sleep: Pin<Box<Sleep>>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    head: HeadScan,
+}
+
+/// Line-ending check over the bytes of one HTTP/1 request head.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeadScan {
+    /// Scanning: between the start of a head and its blank line.
+    active: bool,
+    prev_cr: bool,
+    /// The current line has no bytes yet (so CRLF here ends the head).
+    line_empty: bool,
+}
+
+impl HeadScan {
+    fn start(&mut self) {
+        *self = HeadScan {
+            active: true,
+            prev_cr: false,
+            line_empty: false,
+        };
+    }
+
+    /// Scans `bytes`, poisoning a bare LF; stops at the end of the head.
+    fn scan(&mut self, bytes: &mut [u8]) {
+        for b in bytes.iter_mut() {
+            if !self.active {
+                return;
+            }
+            match *b {
+                b'\n' if !self.prev_cr => {
+                    *b = 0;
+                    self.active = false;
+                }
+                b'\n' => {
+                    if self.line_empty {
+                        self.active = false;
+                    }
+                    self.line_empty = true;
+                }
+                b'\r' => {}
+                _ => self.line_empty = false,
+            }
+            self.prev_cr = *b == b'\r';
+        }
+    }
+}
+
+impl<T> TimedIo<T> {
+    /// Wraps a fresh connection: the first request head is due within `header_timeout`.
+    pub fn new(io: T, header_timeout: Duration, idle_timeout: Duration) -> Self {
+        let deadline = Instant::now() + header_timeout;
+        Self {
+            io,
+            activity: Arc::default(),
+            phase: Phase::AwaitHead,
+            h2: None,
+            deadline,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            header_timeout,
+            idle_timeout,
+            head: HeadScan {
+                active: true,
+                ..HeadScan::default()
+            },
+        }
+    }
+
+    /// The activity counter requests on this connection report to.
+    pub fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
+    }
+
+    fn set_deadline(&mut self, phase: Phase, after: Duration) {
+        self.phase = phase;
+        self.deadline = Instant::now() + after;
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        let busy = this.activity.active.load(Ordering::Acquire) > 0;
+        match polled {
+            Poll::Ready(Ok(())) => {
+                let fresh = &mut buf.filled_mut()[before..];
+                if !fresh.is_empty() {
+                    let h2 = *this
+                        .h2
+                        .get_or_insert_with(|| fresh.starts_with(b"PRI * HTTP/2.0"));
+                    if busy {
+                        this.phase = Phase::Busy;
+                    } else if h2 {
+                        // Any frame (PING, SETTINGS) is activity on an idle HTTP/2 connection.
+                        this.set_deadline(Phase::Idle, this.idle_timeout);
+                    } else if this.phase != Phase::AwaitHead {
+                        // First bytes of the next request on a keep-alive connection.
+                        this.set_deadline(Phase::AwaitHead, this.header_timeout);
+                        this.head.start();
+                    }
+                    if !h2 && this.phase == Phase::AwaitHead {
+                        this.head.scan(fresh);
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if busy {
+                    this.phase = Phase::Busy;
+                    this.activity.reader.register(cx.waker());
+                    // The request may have ended between the load and the registration.
+                    if this.activity.active.load(Ordering::Acquire) > 0 {
+                        return Poll::Pending;
+                    }
+                }
+                if this.phase == Phase::Busy {
+                    this.set_deadline(Phase::Idle, this.idle_timeout);
+                }
+                if this.sleep.deadline() != this.deadline {
+                    let deadline = this.deadline;
+                    this.sleep.as_mut().reset(deadline);
+                }
+                match this.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        let what = match this.phase {
+                            Phase::AwaitHead => "request head not received within header_timeout",
+                            _ => "idle keep-alive connection reached idle_timeout",
+                        };
+                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanned(input: &[u8]) -> Vec<u8> {
+        let mut scan = HeadScan::default();
+        scan.start();
+        let mut bytes = input.to_vec();
+        // Feed it in small pieces, as a slow client would.
+        for chunk in bytes.chunks_mut(3) {
+            scan.scan(chunk);
+        }
+        bytes
+    }
+
+    #[test]
+    fn crlf_heads_pass_untouched_and_the_body_is_not_scanned() {
+        let input = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\nb";
+        assert_eq!(scanned(input), input.to_vec());
+    }
+
+    #[test]
+    fn a_bare_lf_in_the_head_is_poisoned() {
+        let out = scanned(b"GET / HTTP/1.1\nHost: x\r\n\r\n");
+        assert_eq!(out[14], 0);
+        let out = scanned(b"GET / HTTP/1.1\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(out.contains(&0));
+    }
+}
