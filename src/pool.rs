@@ -14,6 +14,8 @@ use crate::backend::{Backend, DrainPolicy, State};
 use crate::balance::Balancer;
 use crate::clock::now_ms;
 use crate::config::{AllDown, Config, HealthConfig, PassiveConfig, PoolConfig};
+use crate::upstream::{Protocol, UpstreamProto};
+use rustls::pki_types::ServerName;
 
 /// Per-pool upstream settings.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct PoolSettings {
     pub passive: PassiveConfig,
     /// Active health checks.
     pub health: Option<HealthConfig>,
+    /// Protocol and TLS toward backends.
+    pub upstream: UpstreamProto,
 }
 
 /// An immutable pool snapshot.
@@ -108,6 +112,7 @@ impl Pool {
                 all_down: config.all_down,
                 passive: config.passive.clone(),
                 health: config.health.clone(),
+                upstream: upstream_proto(config),
             },
         }
     }
@@ -142,6 +147,36 @@ impl Pool {
     /// Index of the backend with this id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.backends.iter().position(|b| &*b.id == id)
+    }
+}
+
+/// The pool's upstream protocol and TLS client (certificates were checked by validation).
+fn upstream_proto(config: &PoolConfig) -> UpstreamProto {
+    let alpn: &[u8] = match config.protocol {
+        Protocol::Http1 => b"http/1.1",
+        Protocol::H2 => b"h2",
+    };
+    let tls = config.tls.as_ref().and_then(|t| {
+        match crate::tls::connector(t.ca.as_deref(), alpn) {
+            Ok(connector) => {
+                let name = t
+                    .sni
+                    .as_ref()
+                    .and_then(|s| ServerName::try_from(s.clone()).ok());
+                Some((connector, name))
+            }
+            Err(e) => {
+                // Validation loaded the same files moments ago. Never fall back to plain text:
+                // every connect fails instead (and is logged) until a reload fixes it.
+                tracing::error!(error = %e, "cannot set up TLS to backends; connections will fail");
+                None
+            }
+        }
+    });
+    UpstreamProto {
+        protocol: config.protocol,
+        tls_broken: config.tls.is_some() && tls.is_none(),
+        tls,
     }
 }
 

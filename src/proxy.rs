@@ -89,7 +89,15 @@ pub async fn handle(
     let upgrade = upgrade::requested(&req).map(|proto| (proto, hyper::upgrade::on(&mut req)));
     let trusted = pool.sticky.is_trusted(client.ip());
     let too_slow = Arc::new(AtomicBool::new(false));
-    let mut req = to_upstream(req, client, trusted, &listener, Arc::clone(&too_slow));
+    let h2_upstream = pool.settings.upstream.protocol == crate::upstream::Protocol::H2;
+    let mut req = to_upstream(
+        req,
+        client,
+        trusted,
+        &listener,
+        Arc::clone(&too_slow),
+        h2_upstream,
+    );
     if let Some((proto, _)) = &upgrade {
         upgrade::restore_headers(req.headers_mut(), proto.clone());
     }
@@ -183,10 +191,26 @@ fn to_upstream(
     trusted_peer: bool,
     listener: &ListenerCtx,
     too_slow: Arc<AtomicBool>,
+    h2_upstream: bool,
 ) -> Request<ClientBody> {
     let proto = listener.proto;
     let (mut parts, body) = req.into_parts();
+    // `TE: trailers` is the one TE a proxy passes on, and only to HTTP/2 backends: gRPC
+    // servers require it there. To HTTP/1.1 backends it is hop-by-hop like any TE.
+    let te_trailers = h2_upstream
+        && parts
+            .headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     headers::strip_hop_by_hop(&mut parts.headers);
+    if te_trailers {
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     // HTTP/2 clients send the host as :authority; HTTP/1.1 backends need a Host header.
     if !parts.headers.contains_key(header::HOST) {
         if let Some(v) = parts
@@ -216,6 +240,24 @@ fn to_upstream(
     parts.version = Version::HTTP_11;
     let body = ClientBody::new(body, listener.min_body_rate, listener.body_grace, too_slow);
     Request::from_parts(parts, body)
+}
+
+/// HTTP/2 carries scheme and authority as pseudo-headers: the request needs an absolute URI.
+fn absolute_uri(req: &mut Request<ClientBody>, settings: &PoolSettings, backend: &Backend) {
+    let scheme = if settings.upstream.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let authority = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| backend.addr.to_string(), str::to_owned);
+    let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    if let Ok(uri) = Uri::try_from(format!("{scheme}://{authority}{path}")) {
+        *req.uri_mut() = uri;
+    }
 }
 
 /// Why one attempt on one backend did not produce a response.
@@ -324,7 +366,14 @@ async fn attempt(
             done => return done,
         }
     }
-    match upstream::connect(backend.addr, settings.connect_timeout).await {
+    match upstream::connect(
+        backend.addr,
+        settings.connect_timeout,
+        &settings.upstream,
+        &backend.idle,
+    )
+    .await
+    {
         Ok(sender) => send(sender, backend, settings, req).await,
         Err(e) => Err(Failure::NotSent(req, e)),
     }
@@ -334,10 +383,13 @@ async fn send(
     mut sender: Sender,
     backend: &Arc<Backend>,
     settings: &PoolSettings,
-    req: Request<ClientBody>,
+    mut req: Request<ClientBody>,
 ) -> Result<Response<Incoming>, Failure> {
-    let sending = sender.try_send_request(req);
-    match tokio::time::timeout(settings.response_timeout, sending).await {
+    if let Sender::H2(_) = sender {
+        absolute_uri(&mut req, settings, backend);
+    }
+    let sent = tokio::time::timeout(settings.response_timeout, sender.send(req)).await;
+    match sent {
         Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
         Ok(Ok(resp)) => {
             upstream::release_when_ready(sender, Arc::clone(backend));

@@ -1,22 +1,88 @@
-//! Connections to backends: connect with a deadline, keep idle HTTP/1.1 connections per backend.
+//! Connections to backends: connect with a deadline (optionally TLS), speak HTTP/1.1 or HTTP/2,
+//! and keep connections for reuse per backend.
 //!
 //! tether manages upstream connections itself instead of using a pooled client so that the
 //! proxy can tell the two failures apart that matter for retries: "could not connect" (the
 //! request was never sent: safe to retry on another backend for any method) and "sent, then
-//! failed" (not retried). The idle queue is a lock-free bounded queue, so checkout and return
-//! take no lock.
+//! failed" (not retried). HTTP/1.1 connections wait in a lock-free bounded queue; an HTTP/2
+//! connection is shared by all requests to its backend (a multiplexed sender behind an
+//! `ArcSwapOption`). Neither takes a lock.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use crossbeam_queue::ArrayQueue;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
-/// A ready-to-use HTTP/1.1 connection to a backend.
-pub type Sender = SendRequest<crate::client_body::ClientBody>;
+use crate::client_body::ClientBody;
+
+/// The protocol tether speaks to a pool's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2 (prior knowledge on plain TCP, ALPN `h2` over TLS): needed for gRPC.
+    H2,
+}
+
+/// How to reach a pool's backends.
+#[derive(Clone)]
+pub struct UpstreamProto {
+    /// HTTP version.
+    pub protocol: Protocol,
+    /// TLS client settings and the name to send and verify, if the pool uses TLS.
+    pub tls: Option<(TlsConnector, Option<ServerName<'static>>)>,
+    /// TLS is configured but could not be set up: refuse to connect rather than go plain.
+    pub tls_broken: bool,
+}
+
+impl std::fmt::Debug for UpstreamProto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamProto")
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .finish()
+    }
+}
+
+/// A ready-to-use connection to a backend.
+pub enum Sender {
+    /// An HTTP/1.1 connection (one request at a time).
+    H1(http1::SendRequest<ClientBody>),
+    /// A handle on a multiplexed HTTP/2 connection.
+    H2(http2::SendRequest<ClientBody>),
+}
+
+impl Sender {
+    /// Can take a request now.
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_ready(),
+            Sender::H2(s) => s.is_ready(),
+        }
+    }
+
+    /// Sends a request; if it could not be sent at all, the error gives it back.
+    pub async fn send(
+        &mut self,
+        req: Request<ClientBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<ClientBody>>> {
+        match self {
+            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H2(s) => s.try_send_request(req).await,
+        }
+    }
+}
 
 /// Why a connection to a backend could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -24,55 +90,63 @@ pub enum ConnectError {
     /// The TCP connect did not finish within `connect_timeout`.
     #[error("connect timed out after {0:?}")]
     Timeout(Duration),
-    /// The TCP connect failed (refused, unreachable, ...).
+    /// The TCP connect or the TLS handshake failed.
     #[error("connect failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The HTTP/1.1 handshake failed.
+    /// The HTTP handshake failed.
     #[error("handshake failed: {0}")]
     Handshake(#[from] hyper::Error),
 }
 
 struct Idle {
-    sender: Sender,
+    sender: http1::SendRequest<ClientBody>,
     since: Instant,
 }
 
-/// Idle keep-alive connections to one backend, bounded.
+/// Reusable connections to one backend, bounded.
 pub struct IdleConns {
     queue: Option<ArrayQueue<Idle>>,
+    h2: ArcSwapOption<http2::SendRequest<ClientBody>>,
 }
 
 impl std::fmt::Debug for IdleConns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdleConns")
-            .field("idle", &self.queue.as_ref().map_or(0, ArrayQueue::len))
+            .field("idle", &self.len())
             .finish()
     }
 }
 
 impl IdleConns {
-    /// Room for `max` idle connections (0 disables reuse).
+    /// Room for `max` idle HTTP/1.1 connections (0 disables reuse).
     pub fn new(max: usize) -> Self {
         Self {
             queue: (max > 0).then(|| ArrayQueue::new(max)),
+            h2: ArcSwapOption::empty(),
         }
     }
 
-    /// A live idle connection that has not been idle longer than `keepalive`, if any.
+    /// A live reusable connection that has not been idle longer than `keepalive`, if any.
     pub fn checkout(&self, keepalive: Duration) -> Option<Sender> {
+        if let Some(h2) = self.h2.load_full() {
+            if h2.is_ready() {
+                return Some(Sender::H2((*h2).clone()));
+            }
+            self.h2.store(None);
+        }
         let queue = self.queue.as_ref()?;
         while let Some(idle) = queue.pop() {
             // A connection the backend closed, or one idle so long the backend may be about to
             // close it, is dropped here rather than risked on a request.
             if idle.sender.is_ready() && idle.since.elapsed() < keepalive {
-                return Some(idle.sender);
+                return Some(Sender::H1(idle.sender));
             }
         }
         None
     }
 
-    /// Returns a connection for reuse; when the queue is full the connection is closed.
-    pub fn put(&self, sender: Sender) {
+    /// Returns an HTTP/1.1 connection for reuse; when the queue is full it is closed.
+    fn put(&self, sender: http1::SendRequest<ClientBody>) {
         if let Some(queue) = &self.queue {
             let _ = queue.push(Idle {
                 sender,
@@ -81,45 +155,97 @@ impl IdleConns {
         }
     }
 
-    /// Idle connections currently kept.
+    /// Reusable connections kept now (an HTTP/2 connection counts as one).
     pub fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, ArrayQueue::len)
+        self.queue.as_ref().map_or(0, ArrayQueue::len) + usize::from(self.h2.load().is_some())
     }
 
-    /// True when no idle connection is kept.
+    /// True when no connection is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// Opens a new HTTP/1.1 connection to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, ConnectError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+/// Opens a new connection to `addr` within `timeout`. An HTTP/2 connection is also shared
+/// through `idle` for the requests that follow.
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    proto: &UpstreamProto,
+    idle: &IdleConns,
+) -> Result<Sender, ConnectError> {
+    if proto.tls_broken {
+        return Err(ConnectError::Io(std::io::Error::other(
+            "TLS to backends is configured but could not be set up",
+        )));
+    }
+    let connecting = async {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        match &proto.tls {
+            None => handshake(stream, addr, proto.protocol).await,
+            Some((connector, name)) => {
+                let name = name
+                    .clone()
+                    .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+                let tls = connector.connect(name, stream).await?;
+                handshake(tls, addr, proto.protocol).await
+            }
+        }
+    };
+    let sender = tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| ConnectError::Timeout(timeout))??;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await?;
-    // Upgrades (WebSocket) hand the connection over to a tunnel instead of closing it.
-    let conn = conn.with_upgrades();
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");
-        }
-    });
+    if let Sender::H2(h2) = &sender {
+        idle.h2.store(Some(Arc::new(h2.clone())));
+    }
     Ok(sender)
 }
 
-/// Returns `sender` to `idle` once its current response has been read to the end.
+async fn handshake<I>(io: I, addr: SocketAddr, protocol: Protocol) -> Result<Sender, ConnectError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    match protocol {
+        Protocol::Http1 => {
+            let (sender, conn) = http1::Builder::new().handshake(io).await?;
+            // Upgrades (WebSocket) hand the connection over to a tunnel instead of closing it.
+            let conn = conn.with_upgrades();
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");
+                }
+            });
+            Ok(Sender::H1(sender))
+        }
+        Protocol::H2 => {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Duration::from_secs(20))
+                .handshake(io)
+                .await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(backend.addr = %addr, error = %e, "upstream h2 connection ended");
+                }
+            });
+            Ok(Sender::H2(sender))
+        }
+    }
+}
+
+/// Makes `sender` reusable once its current response has been read to the end.
 ///
 /// An HTTP/1.1 connection becomes reusable only after the response body is consumed; the
 /// wait runs in its own small task so the response can stream meanwhile. If the client
-/// abandons the body, the connection closes and is simply dropped.
-pub fn release_when_ready(mut sender: Sender, backend: std::sync::Arc<crate::backend::Backend>) {
-    tokio::spawn(async move {
-        if sender.ready().await.is_ok() {
-            backend.idle.put(sender);
-        }
-    });
+/// abandons the body, the connection closes and is simply dropped. HTTP/2 needs nothing.
+pub fn release_when_ready(sender: Sender, backend: Arc<crate::backend::Backend>) {
+    if let Sender::H1(mut sender) = sender {
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                backend.idle.put(sender);
+            }
+        });
+    }
 }

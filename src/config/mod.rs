@@ -189,8 +189,21 @@ pub struct PoolConfig {
     pub explain: bool,
     /// The affinity cookie (used by `affinity = "cookie"` and `"spread"`).
     pub cookie: CookieConfig,
+    /// HTTP version spoken to backends.
+    pub protocol: crate::upstream::Protocol,
+    /// TLS to backends, if enabled.
+    pub tls: Option<UpstreamTls>,
     /// Backends, in file order.
     pub backends: Vec<BackendConfig>,
+}
+
+/// `tls = true` on a pool: how backends are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// CA certificates (PEM) that sign backend certificates; `None` = the system's roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// Name sent as SNI and verified in the certificate; `None` = the backend's IP address.
+    pub sni: Option<String>,
 }
 
 /// `health = { ... }`: active checks of every backend of a pool.
@@ -453,7 +466,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
 
     let mut pools = BTreeMap::new();
     for (name, rp) in &raw.pool {
-        if let Some(pool) = pool::validate_pool(&mut p, name, rp) {
+        if let Some(pool) = pool::validate_pool(&mut p, name, rp, base) {
             pools.insert(name.clone(), pool);
         }
     }

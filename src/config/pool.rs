@@ -5,13 +5,20 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::upstream::Protocol;
+
 use super::raw::{RawHealth, RawPassive, RawPool};
 use super::{
     AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, PassiveConfig, PoolConfig,
-    Problems, MAX_WEIGHT,
+    Problems, UpstreamTls, MAX_WEIGHT,
 };
 
-pub(super) fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> Option<PoolConfig> {
+pub(super) fn validate_pool(
+    p: &mut Problems<'_>,
+    name: &str,
+    rp: &RawPool,
+    base: &std::path::Path,
+) -> Option<PoolConfig> {
     let key = format!("pool.{name}");
     let before = p.list.len();
     let balance = match rp.balance.as_ref() {
@@ -125,6 +132,51 @@ pub(super) fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> O
             }
         },
     };
+    let protocol = match rp.protocol.as_ref() {
+        None => Protocol::Http1,
+        Some(v) => match v.get_ref().as_str() {
+            "http1" | "http/1.1" => Protocol::Http1,
+            "h2" => Protocol::H2,
+            other => {
+                p.add(
+                    &format!("{key}.protocol"),
+                    v,
+                    format_args!("unknown protocol {other:?}; expected \"http1\" or \"h2\""),
+                );
+                Protocol::Http1
+            }
+        },
+    };
+    let tls = rp.tls.unwrap_or(false).then(|| UpstreamTls {
+        ca: rp
+            .tls_ca
+            .as_ref()
+            .map(|c| crate::tls::resolve(base, std::path::Path::new(c.get_ref()))),
+        sni: rp.tls_sni.as_ref().map(|s| s.get_ref().clone()),
+    });
+    if let Some(t) = &tls {
+        if let Some(sni) = &rp.tls_sni {
+            if rustls::pki_types::ServerName::try_from(sni.get_ref().as_str()).is_err() {
+                p.add(
+                    &format!("{key}.tls_sni"),
+                    sni,
+                    "not a valid DNS name or IP address",
+                );
+            }
+        }
+        if let Err(e) = crate::tls::connector(t.ca.as_deref(), b"h2") {
+            match &rp.tls_ca {
+                Some(ca) => p.add(&format!("{key}.tls_ca"), ca, e),
+                None => p.add_plain(&format!("{key}.tls"), e),
+            }
+        }
+    } else if let Some(ca) = rp.tls_ca.as_ref().or(rp.tls_sni.as_ref()) {
+        p.add(
+            &format!("{key}.tls_ca"),
+            ca,
+            "tls_ca and tls_sni need tls = true",
+        );
+    }
     (p.list.len() == before).then(|| PoolConfig {
         balance,
         connect_timeout,
@@ -143,6 +195,8 @@ pub(super) fn validate_pool(p: &mut Problems<'_>, name: &str, rp: &RawPool) -> O
         trusted_proxies: sticky.trusted_proxies,
         explain: sticky.explain,
         cookie: sticky.cookie,
+        protocol,
+        tls,
         backends,
     })
 }

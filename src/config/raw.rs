@@ -84,6 +84,10 @@ pub(super) struct RawPool {
     pub(super) trusted_proxies: Option<Spanned<Vec<String>>>,
     pub(super) explain: Option<bool>,
     pub(super) cookie: Option<RawCookie>,
+    pub(super) protocol: Option<Spanned<String>>,
+    pub(super) tls: Option<bool>,
+    pub(super) tls_ca: Option<Spanned<String>>,
+    pub(super) tls_sni: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) backend: Vec<RawBackend>,
 }

@@ -6,11 +6,15 @@
 //! - `/echo`: 200 with a line-based dump of the request ([`Echo`] parses it).
 //! - `/hold`: 200 with the body `held\n` at once, then the body stays open until
 //!   [`TestBackend::release_holds`] (or 30 s), then `released\n` ends it.
+//! - `/healthz`: the status set with [`TestBackend::set_health`] (200 at start), counted apart
+//!   from other requests so health probes never look like client traffic.
 //! - anything else: 200 with the id as body.
+//!
+//! [`TestBackend::answer_with`] makes every route but `/healthz` answer with another status.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +55,12 @@ pub struct TestBackend {
 struct Shared {
     id: String,
     delay: Duration,
+    /// 0: routes answer normally; otherwise every route but `/healthz` answers this status.
+    status: AtomicU16,
     requests: AtomicU64,
+    health_checks: AtomicU64,
+    /// What `/healthz` answers.
+    health: AtomicU16,
     /// Bumped by `release_holds`; each `/hold` body waits for it to move past its start value.
     holds: watch::Sender<u64>,
 }
@@ -75,7 +84,10 @@ impl TestBackend {
         let shared = Arc::new(Shared {
             id: options.id.clone(),
             delay: options.delay,
+            status: AtomicU16::new(0),
             requests: AtomicU64::new(0),
+            health_checks: AtomicU64::new(0),
+            health: AtomicU16::new(200),
             holds: watch::channel(0).0,
         });
         let accept_shared = shared.clone();
@@ -107,9 +119,26 @@ impl TestBackend {
         }
     }
 
-    /// How many requests this backend has received so far (counted on arrival).
+    /// How many requests this backend has received so far (counted on arrival), `/healthz`
+    /// probes excluded.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many `/healthz` requests this backend has received so far.
+    pub fn health_checks(&self) -> u64 {
+        self.shared.health_checks.load(Ordering::SeqCst)
+    }
+
+    /// Makes every route except `/healthz` answer `status` (with the id as body) from now on.
+    pub fn answer_with(&self, status: u16) {
+        StatusCode::from_u16(status).expect("valid status");
+        self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Makes `/healthz` answer `status` from now on.
+    pub fn set_health(&self, status: u16) {
+        self.shared.health.store(status, Ordering::SeqCst);
     }
 
     /// Lets every `/hold` body that is open now finish.
@@ -134,11 +163,32 @@ async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<TestBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        shared.health_checks.fetch_add(1, Ordering::SeqCst);
+        let status = StatusCode::from_u16(shared.health.load(Ordering::SeqCst))
+            .expect("valid health status");
+        let response = Response::builder()
+            .status(status)
+            .header("x-backend-id", shared.id.as_str())
+            .body(body::full(format!("{}\n", status.as_u16())))
+            .expect("valid response");
+        return Ok(response);
+    }
     shared.requests.fetch_add(1, Ordering::SeqCst);
     if !shared.delay.is_zero() {
         tokio::time::sleep(shared.delay).await;
     }
-    let path = req.uri().path().to_string();
+    let forced = shared.status.load(Ordering::SeqCst);
+    if forced != 0 {
+        let status = StatusCode::from_u16(forced).expect("valid forced status");
+        let response = Response::builder()
+            .status(status)
+            .header("x-backend-id", shared.id.as_str())
+            .body(body::full(shared.id.clone()))
+            .expect("valid response");
+        return Ok(response);
+    }
     let query = req.uri().query().unwrap_or("").to_string();
     let (status, body) = match path.as_str() {
         "/slow" => {

@@ -19,7 +19,7 @@ pub struct Tether {
     lines: Arc<Mutex<Vec<String>>>,
     addrs: HashMap<String, SocketAddr>,
     exit: Option<ExitStatus>,
-    _config: tempfile::NamedTempFile,
+    config: tempfile::NamedTempFile,
 }
 
 impl Tether {
@@ -53,7 +53,7 @@ impl Tether {
             lines,
             addrs: HashMap::new(),
             exit: None,
-            _config: file,
+            config: file,
         };
         let deadline = Instant::now() + STARTUP_DEADLINE;
         loop {
@@ -85,6 +85,34 @@ impl Tether {
             .addrs
             .get(name)
             .unwrap_or_else(|| panic!("no listener {name:?}; have {:?}", self.addrs))
+    }
+
+    /// The address the listener `name` logged most recently, waiting up to `within` for one
+    /// to appear (for listeners a reload added or rebound).
+    pub async fn wait_listener(&self, name: &str, within: Duration) -> SocketAddr {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(addr) = listening_addrs(&self.stderr_lines()).get(name) {
+                return *addr;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "listener {name:?} not logged as listening within {within:?}; stderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The config file tether was started with (what `POST /reload` and SIGHUP re-read).
+    pub fn config_path(&self) -> &std::path::Path {
+        self.config.path()
+    }
+
+    /// Replaces the config file's contents in place (same path), for reload tests.
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(self.config.path(), config).expect("rewrite config file");
     }
 
     /// The tether process id.
