@@ -28,6 +28,17 @@ pub enum AdminState {
     Disabled = 2,
 }
 
+impl AdminState {
+    /// Lower-case name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Enabled => "enabled",
+            AdminState::Draining => "draining",
+            AdminState::Disabled => "disabled",
+        }
+    }
+}
+
 /// The state reported by `/status` and metrics, and used for routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {

@@ -28,7 +28,8 @@ pub struct TooSlow(pub u64);
 /// A client's request body on its way to a backend.
 #[derive(Debug)]
 pub struct ClientBody {
-    inner: Incoming,
+    /// `None`: an empty body (a replayed bodiless request).
+    inner: Option<Incoming>,
     min_rate: u64,
     grace: Duration,
     started: Instant,
@@ -41,13 +42,26 @@ impl ClientBody {
     /// Wraps `inner`; `min_rate` 0 disables the check. `too_slow` is set if the check fails.
     pub fn new(inner: Incoming, min_rate: u64, grace: Duration, too_slow: Arc<AtomicBool>) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             min_rate,
             grace,
             started: Instant::now(),
             received: 0,
             check: None,
             too_slow,
+        }
+    }
+
+    /// An empty body, for replaying a bodiless request on another backend.
+    pub fn empty() -> Self {
+        Self {
+            inner: None,
+            min_rate: 0,
+            grace: Duration::ZERO,
+            started: Instant::now(),
+            received: 0,
+            check: None,
+            too_slow: Arc::default(),
         }
     }
 
@@ -67,7 +81,10 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
@@ -96,10 +113,12 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }

@@ -273,7 +273,7 @@ impl Control {
             })?;
         let before = backend.set_admin_state(to);
         if before != to {
-            tracing::info!(pool = %pool, backend.id = %id, from = ?before, to = ?to, "admin state changed");
+            tracing::info!(pool = %pool, backend.id = %id, from = %before.as_str(), to = %to.as_str(), "admin state changed");
         }
         Ok(backend.state(&p.settings.drain))
     }
@@ -406,7 +406,7 @@ async fn maintenance(control: std::sync::Weak<Control>) {
                 let key = (name.clone(), Arc::clone(&b.id), b.addr);
                 match seen.get(&key) {
                     Some(&before) if before != state => {
-                        tracing::info!(pool = %name, backend.id = %b.id, backend.addr = %b.addr, from = before.as_str(), to = state.as_str(), in_flight = b.in_flight(), "backend state changed");
+                        tracing::info!(pool = %name, backend.id = %b.id, backend.addr = %b.addr, from = %before.as_str(), to = %state.as_str(), in_flight = b.in_flight(), "backend state changed");
                     }
                     _ => {}
                 }

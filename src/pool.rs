@@ -38,6 +38,8 @@ pub struct PoolSettings {
     pub health: Option<HealthConfig>,
     /// Protocol and TLS toward backends.
     pub upstream: UpstreamProto,
+    /// Replay GET/HEAD/OPTIONS without a body on another backend after a reset.
+    pub retry_idempotent: bool,
 }
 
 /// An immutable pool snapshot.
@@ -113,6 +115,7 @@ impl Pool {
                 passive: config.passive.clone(),
                 health: config.health.clone(),
                 upstream: upstream_proto(config),
+                retry_idempotent: config.retry_idempotent,
             },
         }
     }

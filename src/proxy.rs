@@ -242,6 +242,35 @@ fn to_upstream(
     Request::from_parts(parts, body)
 }
 
+/// What is needed to send a safe, bodiless request again.
+struct Replay {
+    method: http::Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    /// A copy of `req` if it is GET, HEAD or OPTIONS without a body.
+    fn of(req: &Request<ClientBody>) -> Option<Replay> {
+        use http::Method;
+        use http_body::Body as _;
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        (safe && req.body().is_end_stream()).then(|| Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn request(&self) -> Request<ClientBody> {
+        let mut req = Request::new(ClientBody::empty());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
 /// HTTP/2 carries scheme and authority as pseudo-headers: the request needs an absolute URI.
 fn absolute_uri(req: &mut Request<ClientBody>, settings: &PoolSettings, backend: &Backend) {
     let scheme = if settings.upstream.tls.is_some() {
@@ -281,6 +310,11 @@ async fn forward(
 ) -> Result<(Response<Incoming>, InFlight), ProxyError> {
     let mut tried: Vec<usize> = Vec::new();
     let mut next = plan.first;
+    let replay = pool
+        .settings
+        .retry_idempotent
+        .then(|| Replay::of(&req))
+        .flatten();
     loop {
         let pick = next.take().or_else(|| match plan.hash {
             Some(key) => pool
@@ -334,6 +368,19 @@ async fn forward(
                 };
                 backend.stats.count_failure(kind);
                 note_outcome(pool, backend, false);
+                // A safe, bodiless request that died before any response (reset, closed) is
+                // replayed elsewhere; a timeout is not (the backend may still be working on it).
+                if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
+                    tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                    if plan.why == Why::Hit {
+                        plan.why = Why::RedispatchDown;
+                        plan.issue = true;
+                        plan.issued = None;
+                        backend.stats.count_redispatch();
+                    }
+                    req = replay.request();
+                    continue;
+                }
                 record.backend = Some(Arc::clone(&backend.id));
                 tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
                 return Err(e);

@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 /// Slowloris connections opened at once.
 const LORIS: usize = 20;
 
-/// Writes `chunk` every `every` until the peer stops taking it or `max` writes were made.
+/// Writes `chunk` every `every` until the peer stops taking it or `max` writes were made, then
+/// holds the write side open until aborted (hyper drops a request whose client half-closes).
 fn trickle(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     first: Vec<u8>,
@@ -31,6 +32,7 @@ fn trickle(
                 return;
             }
         }
+        std::future::pending::<()>().await;
     })
 }
 

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Largest schedule kept; bigger weight totals are scaled down proportionally to fit.
 const MAX_SCHEDULE: u64 = 1 << 20;
 
+/// Cursor steps a pick takes past skipped backends before it walks the cycle instead.
+const SKIP_STEPS: usize = 8;
+
 /// Most steps (backends x cycle length) spent simulating nginx's algorithm.
 const SMOOTH_BUDGET: u64 = 1 << 24;
 
@@ -39,9 +42,19 @@ impl RoundRobin {
         if len == 0 {
             return None;
         }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..len)
-            .map(|step| self.schedule[(start.wrapping_add(step)) % len] as usize)
+        // A skipped backend's turn goes to whoever is next in the *global* sequence (another
+        // cursor step), not always to its neighbour in the cycle, which would get double load.
+        let mut at = 0;
+        for _ in 0..SKIP_STEPS.min(len) {
+            at = self.cursor.fetch_add(1, Ordering::Relaxed);
+            let i = self.schedule[at % len] as usize;
+            if !skip(i) {
+                return Some(i);
+            }
+        }
+        // Most backends are unavailable: walk the rest of the cycle without touching the cursor.
+        (1..len)
+            .map(|step| self.schedule[at.wrapping_add(step) % len] as usize)
             .find(|&i| !skip(i))
     }
 }
@@ -160,6 +173,17 @@ mod tests {
             assert_ne!(i, 1);
         }
         assert_eq!(rr.pick(|_| true), None);
+    }
+
+    #[test]
+    fn a_skipped_backends_share_is_spread_not_dumped_on_its_neighbour() {
+        let rr = RoundRobin::new(&[1, 1, 1]);
+        let mut counts = [0; 3];
+        for _ in 0..300 {
+            counts[rr.pick(|i| i == 1).unwrap()] += 1;
+        }
+        assert!((140..=160).contains(&counts[0]), "{counts:?}");
+        assert!((140..=160).contains(&counts[2]), "{counts:?}");
     }
 
     #[test]

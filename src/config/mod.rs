@@ -193,6 +193,8 @@ pub struct PoolConfig {
     pub protocol: crate::upstream::Protocol,
     /// TLS to backends, if enabled.
     pub tls: Option<UpstreamTls>,
+    /// Replay safe bodiless requests on another backend when one fails before responding.
+    pub retry_idempotent: bool,
     /// Backends, in file order.
     pub backends: Vec<BackendConfig>,
 }

@@ -197,6 +197,7 @@ pub(super) fn validate_pool(
         cookie: sticky.cookie,
         protocol,
         tls,
+        retry_idempotent: rp.retry_idempotent.unwrap_or(true),
         backends,
     })
 }

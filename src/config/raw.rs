@@ -88,6 +88,7 @@ pub(super) struct RawPool {
     pub(super) tls: Option<bool>,
     pub(super) tls_ca: Option<Spanned<String>>,
     pub(super) tls_sni: Option<Spanned<String>>,
+    pub(super) retry_idempotent: Option<bool>,
     #[serde(default)]
     pub(super) backend: Vec<RawBackend>,
 }

@@ -12,6 +12,10 @@ use super::client::{RawConn, RawResponse};
 /// kept alive (hyper closes at once after a 400; a keep-alive connection never closes here).
 const CLOSE_WAIT: Duration = Duration::from_millis(1500);
 
+/// How long tether may take to answer an attack: every one of them is decided by the bytes
+/// already sent, so an answer (or a close) that waits for `header_timeout` is a failure.
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
+
 /// A one-listener, one-backend config; `listener_extra` and `pool_extra` add keys to each table.
 pub fn config(backend: &TestBackend, listener_extra: &str, pool_extra: &str) -> String {
     format!(
@@ -39,6 +43,8 @@ addr = "{}"
 pub struct Outcome {
     /// tether's response, or `None` if it closed (or reset) the connection without one.
     pub response: Option<RawResponse>,
+    /// Whether tether answered or closed within [`ANSWER_WAIT`].
+    pub prompt: bool,
     /// Whether tether closed the connection within [`CLOSE_WAIT`] after answering.
     pub closed_after: bool,
     /// Requests the backend received while the attack ran.
@@ -51,11 +57,11 @@ impl Outcome {
         self.response.as_ref().map(|r| r.status)
     }
 
-    /// Refused: a 4xx (or a close without any response) and not one byte reached the backend
-    /// as a request, and the connection did not stay open for more.
+    /// Refused: a prompt 4xx (or a prompt close without any response), no request reached
+    /// the backend, and the connection did not stay open for more.
     pub fn refused(&self) -> bool {
         let status_ok = self.status().is_none_or(|s| (400..500).contains(&s));
-        status_ok && self.backend_requests == 0 && self.closed_after
+        self.prompt && status_ok && self.backend_requests == 0 && self.closed_after
     }
 
     /// The backend's `/echo` dump, when tether answered with one.
@@ -72,7 +78,8 @@ impl Outcome {
                 r.status,
                 String::from_utf8_lossy(&r.body)
             ),
-            None => "closed without a response".to_string(),
+            None if self.prompt => "closed without a response".to_string(),
+            None => format!("neither answered nor closed within {ANSWER_WAIT:?}"),
         };
         format!(
             "{answer}; closed after: {}; backend requests: {}",
@@ -88,10 +95,14 @@ pub async fn attack(addr: SocketAddr, backend: &TestBackend, bytes: &[u8]) -> Ou
     let mut conn = RawConn::connect(addr).await;
     // tether may close before reading everything; the response (or its absence) tells.
     let _ = conn.send(bytes).await;
-    let response = conn.read_response().await.ok();
+    let (prompt, response) = match tokio::time::timeout(ANSWER_WAIT, conn.read_response()).await {
+        Ok(read) => (true, read.ok()),
+        Err(_) => (false, None),
+    };
     let closed_after = conn.closed_within(CLOSE_WAIT).await.is_some();
     Outcome {
         response,
+        prompt,
         closed_after,
         backend_requests: backend.requests() - before,
     }
