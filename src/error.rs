@@ -20,6 +20,9 @@ pub enum ProxyError {
     /// The backend did not send response headers within `response_timeout`.
     #[error("upstream timed out")]
     Timeout,
+    /// The client's request body broke off or was malformed while it was being forwarded.
+    #[error("bad request body")]
+    ClientBody,
 }
 
 impl ProxyError {
@@ -29,6 +32,7 @@ impl ProxyError {
             Self::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             Self::AllUnreachable { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ClientBody => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -361,6 +361,13 @@ async fn forward(
                 tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
+            // The client's body failed (malformed chunking, too slow, client gone): the
+            // client's fault, so it counts against neither the backend's health nor its stats.
+            Err(Failure::Sent(ProxyError::Upstream(e))) if e.is_user() => {
+                record.backend = Some(Arc::clone(&backend.id));
+                tracing::debug!(pool = %pool.name, backend.id = %backend.id, error = %e, "client request body failed");
+                return Err(ProxyError::ClientBody);
+            }
             Err(Failure::Sent(e)) => {
                 let kind = match e {
                     ProxyError::Timeout => stats::Failure::Timeout,
