@@ -34,10 +34,23 @@ pub struct AccessRecord {
     pub aborted: bool,
     /// When the request head was received.
     pub start: Instant,
+    /// Whether the access log is enabled (checked once per request; nothing is formatted or
+    /// allocated for the log when it is off).
+    pub enabled: bool,
+}
+
+impl AccessRecord {
+    /// Whether `tether::access` lines would be written now.
+    pub fn log_enabled() -> bool {
+        tracing::enabled!(target: "tether::access", tracing::Level::INFO)
+    }
 }
 
 impl Drop for AccessRecord {
     fn drop(&mut self) {
+        if !self.enabled {
+            return;
+        }
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             target: "tether::access",

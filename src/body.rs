@@ -15,8 +15,12 @@ use hyper::body::Incoming;
 use crate::access::AccessRecord;
 use crate::backend::InFlight;
 use crate::server::Busy;
+use crate::upstream::Release;
 
 /// A response body sent to a client.
+// Unboxed on purpose: the large variant is the common one, and boxing it would add an
+// allocation to every proxied response.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ProxyBody {
     /// A backend's response body, streamed frame by frame.
@@ -29,6 +33,8 @@ pub enum ProxyBody {
         record: AccessRecord,
         /// Keeps the client connection out of its idle timeout.
         busy: Option<Busy>,
+        /// Returns the upstream connection for reuse once the body is done.
+        release: Release,
     },
     /// A body produced by tether itself (errors, admin answers).
     Local(Option<Bytes>),

@@ -7,8 +7,6 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,6 +23,20 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 #[error("client sent the request body slower than {0} bytes/s")]
 pub struct TooSlow(pub u64);
 
+impl TooSlow {
+    /// True when `err` (or its cause) is a body that failed for being too slow.
+    pub fn caused(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            if e.is::<TooSlow>() {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+}
+
 /// A client's request body on its way to a backend.
 #[derive(Debug)]
 pub struct ClientBody {
@@ -35,12 +47,12 @@ pub struct ClientBody {
     started: Instant,
     received: u64,
     check: Option<Pin<Box<Sleep>>>,
-    too_slow: Arc<AtomicBool>,
 }
 
 impl ClientBody {
-    /// Wraps `inner`; `min_rate` 0 disables the check. `too_slow` is set if the check fails.
-    pub fn new(inner: Incoming, min_rate: u64, grace: Duration, too_slow: Arc<AtomicBool>) -> Self {
+    /// Wraps `inner`; `min_rate` 0 disables the check, which otherwise fails the body with
+    /// [`TooSlow`].
+    pub fn new(inner: Incoming, min_rate: u64, grace: Duration) -> Self {
         Self {
             inner: Some(inner),
             min_rate,
@@ -48,7 +60,6 @@ impl ClientBody {
             started: Instant::now(),
             received: 0,
             check: None,
-            too_slow,
         }
     }
 
@@ -61,7 +72,6 @@ impl ClientBody {
             started: Instant::now(),
             received: 0,
             check: None,
-            too_slow: Arc::default(),
         }
     }
 
@@ -96,7 +106,6 @@ impl Body for ClientBody {
             Poll::Pending if this.min_rate == 0 => Poll::Pending,
             Poll::Pending => {
                 if this.below_rate() {
-                    this.too_slow.store(true, Ordering::Relaxed);
                     return Poll::Ready(Some(Err(Box::new(TooSlow(this.min_rate)))));
                 }
                 let check = this

@@ -23,6 +23,9 @@ pub enum ProxyError {
     /// The client's request body broke off or was malformed while it was being forwarded.
     #[error("bad request body")]
     ClientBody,
+    /// The client sent its request body slower than the listener's `min_body_rate`.
+    #[error("request body sent too slowly")]
+    ClientTooSlow,
 }
 
 impl ProxyError {
@@ -33,6 +36,7 @@ impl ProxyError {
             Self::AllUnreachable { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ClientBody => StatusCode::BAD_REQUEST,
+            Self::ClientTooSlow => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

@@ -7,20 +7,20 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
 use crate::affinity::sticky::{strip_cookie, Plan, Why};
 use crate::backend::{Backend, InFlight};
 use crate::body::ProxyBody;
-use crate::client_body::ClientBody;
+use crate::client_body::{ClientBody, TooSlow};
 use crate::config::AffinityMode;
 use crate::error::ProxyError;
 use crate::headers;
@@ -28,7 +28,7 @@ use crate::pool::{Pool, PoolSettings, Routes};
 use crate::server::Busy;
 use crate::stats;
 use crate::upgrade;
-use crate::upstream::{self, ConnectError, Sender};
+use crate::upstream::{self, ConnectError, Release, Sender};
 
 /// State shared by every request of the process.
 #[derive(Debug)]
@@ -60,11 +60,16 @@ pub async fn handle(
     busy: Busy,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let log = AccessRecord::log_enabled();
     let mut record = AccessRecord {
         listener: Arc::clone(&listener.name),
         client,
         method: req.method().clone(),
-        path: req.uri().path().to_owned(),
+        path: if log {
+            req.uri().path().to_owned()
+        } else {
+            String::new()
+        },
         status: StatusCode::BAD_GATEWAY,
         backend: None,
         retries: 0,
@@ -72,8 +77,18 @@ pub async fn handle(
         bytes: 0,
         aborted: false,
         start: Instant::now(),
+        enabled: log,
     };
     let client_version = req.version();
+    // RFC 9112 3.2: more than one Host is answered 400, never guessed at.
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        record.status = StatusCode::BAD_REQUEST;
+        let mut resp = local_response(record.status, "more than one Host header\n");
+        // A client that sends this is confused or hostile: do not read another request from it.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
     let routes = shared.routes.load();
     let Some(pool) = routes.pools.get(&listener.pool) else {
         record.status = StatusCode::SERVICE_UNAVAILABLE;
@@ -88,23 +103,15 @@ pub async fn handle(
     }
     let upgrade = upgrade::requested(&req).map(|proto| (proto, hyper::upgrade::on(&mut req)));
     let trusted = pool.sticky.is_trusted(client.ip());
-    let too_slow = Arc::new(AtomicBool::new(false));
     let h2_upstream = pool.settings.upstream.protocol == crate::upstream::Protocol::H2;
-    let mut req = to_upstream(
-        req,
-        client,
-        trusted,
-        &listener,
-        Arc::clone(&too_slow),
-        h2_upstream,
-    );
+    let mut req = to_upstream(req, client, trusted, &listener, h2_upstream);
     if let Some((proto, _)) = &upgrade {
         upgrade::restore_headers(req.headers_mut(), proto.clone());
     }
     let result = forward(pool, req, &mut record, &mut plan).await;
     record.affinity = plan.why.as_str();
     Ok(match result {
-        Ok((mut resp, in_flight)) => {
+        Ok((mut resp, in_flight, release)) => {
             let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
             let upgraded_to = switching
                 .then(|| resp.headers().get(header::UPGRADE).cloned())
@@ -150,11 +157,8 @@ pub async fn handle(
                 in_flight,
                 record,
                 busy: Some(busy),
+                release,
             })
-        }
-        Err(_) if too_slow.load(Ordering::Relaxed) => {
-            record.status = StatusCode::REQUEST_TIMEOUT;
-            local_response(record.status, "request body sent too slowly\n")
         }
         Err(e) => {
             record.status = e.status();
@@ -190,7 +194,6 @@ fn to_upstream(
     client: SocketAddr,
     trusted_peer: bool,
     listener: &ListenerCtx,
-    too_slow: Arc<AtomicBool>,
     h2_upstream: bool,
 ) -> Request<ClientBody> {
     let proto = listener.proto;
@@ -211,7 +214,17 @@ fn to_upstream(
             .headers
             .insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    // HTTP/2 clients send the host as :authority; HTTP/1.1 backends need a Host header.
+    // An absolute-form target's authority overrides Host (RFC 9112 3.2.2), so the backend
+    // sees the one authority tether routed by. HTTP/2 clients send it as :authority.
+    if parts.version == Version::HTTP_11 || parts.version == Version::HTTP_10 {
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
     if !parts.headers.contains_key(header::HOST) {
         if let Some(v) = parts
             .uri
@@ -238,7 +251,7 @@ fn to_upstream(
         parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
     }
     parts.version = Version::HTTP_11;
-    let body = ClientBody::new(body, listener.min_body_rate, listener.body_grace, too_slow);
+    let body = ClientBody::new(body, listener.min_body_rate, listener.body_grace);
     Request::from_parts(parts, body)
 }
 
@@ -307,8 +320,9 @@ async fn forward(
     mut req: Request<ClientBody>,
     record: &mut AccessRecord,
     plan: &mut Plan,
-) -> Result<(Response<Incoming>, InFlight), ProxyError> {
-    let mut tried: Vec<usize> = Vec::new();
+) -> Result<(Response<Incoming>, InFlight, Release), ProxyError> {
+    // Inline: no allocation unless a request tries more than four backends.
+    let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     let mut next = plan.first;
     let replay = pool
         .settings
@@ -339,14 +353,14 @@ async fn forward(
         let outcome = attempt(backend, &pool.settings, req).await;
         let passive = &pool.settings.passive;
         match outcome {
-            Ok(resp) => {
+            Ok((resp, release)) => {
                 let status = resp.status();
                 backend
                     .stats
                     .count_response(status.as_u16(), sent_at.elapsed());
                 note_outcome(pool, backend, !(passive.on_5xx && status.is_server_error()));
                 record.retries = tried.len() - 1;
-                return Ok((resp, in_flight));
+                return Ok((resp, in_flight, release));
             }
             Err(Failure::NotSent(back, e)) => {
                 if plan.why == Why::Hit {
@@ -366,7 +380,11 @@ async fn forward(
             Err(Failure::Sent(ProxyError::Upstream(e))) if e.is_user() => {
                 record.backend = Some(Arc::clone(&backend.id));
                 tracing::debug!(pool = %pool.name, backend.id = %backend.id, error = %e, "client request body failed");
-                return Err(ProxyError::ClientBody);
+                return Err(if TooSlow::caused(&e) {
+                    ProxyError::ClientTooSlow
+                } else {
+                    ProxyError::ClientBody
+                });
             }
             Err(Failure::Sent(e)) => {
                 let kind = match e {
@@ -411,7 +429,7 @@ async fn attempt(
     backend: &Arc<Backend>,
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<(Response<Incoming>, Release), Failure> {
     if let Some(sender) = backend.idle.checkout(settings.keepalive_timeout) {
         match send(sender, backend, settings, req).await {
             // The backend closed the idle connection just as we took it: not the backend's
@@ -438,17 +456,14 @@ async fn send(
     backend: &Arc<Backend>,
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<(Response<Incoming>, Release), Failure> {
     if let Sender::H2(_) = sender {
         absolute_uri(&mut req, settings, backend);
     }
     let sent = tokio::time::timeout(settings.response_timeout, sender.send(req)).await;
     match sent {
         Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
-        Ok(Ok(resp)) => {
-            upstream::release_when_ready(sender, Arc::clone(backend));
-            Ok(resp)
-        }
+        Ok(Ok(resp)) => Ok((resp, Release::new(sender, backend))),
         Ok(Err(mut e)) => match e.take_message() {
             Some(back) => Err(Failure::NotSent(
                 back,

@@ -95,16 +95,18 @@ impl HeadScan {
         };
     }
 
-    /// Scans `bytes`, poisoning a bare LF; stops at the end of the head.
-    fn scan(&mut self, bytes: &mut [u8]) {
+    /// Scans `bytes`, poisoning a bare LF; stops at the end of the head. Returns true if it
+    /// poisoned one.
+    fn scan(&mut self, bytes: &mut [u8]) -> bool {
         for b in bytes.iter_mut() {
             if !self.active {
-                return;
+                return false;
             }
             match *b {
                 b'\n' if !self.prev_cr => {
                     *b = 0;
                     self.active = false;
+                    return true;
                 }
                 b'\n' => {
                     if self.line_empty {
@@ -117,6 +119,7 @@ impl HeadScan {
             }
             self.prev_cr = *b == b'\r';
         }
+        false
     }
 }
 
@@ -178,8 +181,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                         this.set_deadline(Phase::AwaitHead, this.header_timeout);
                         this.head.start();
                     }
-                    if !h2 && this.phase == Phase::AwaitHead {
-                        this.head.scan(fresh);
+                    if !h2 && this.phase == Phase::AwaitHead && this.head.scan(fresh) {
+                        // The parser would wait for the rest of a header name that starts with
+                        // the NUL; a line end after it makes it fail now, with 400. Without
+                        // room for it, close instead.
+                        if buf.remaining() < 4 {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "bare LF in a request head",
+                            )));
+                        }
+                        buf.put_slice(b"\r\n\r\n");
                     }
                 }
                 Poll::Ready(Ok(()))
@@ -256,7 +268,7 @@ mod tests {
         let mut bytes = input.to_vec();
         // Feed it in small pieces, as a slow client would.
         for chunk in bytes.chunks_mut(3) {
-            scan.scan(chunk);
+            let _ = scan.scan(chunk);
         }
         bytes
     }

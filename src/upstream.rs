@@ -235,17 +235,47 @@ where
     }
 }
 
-/// Makes `sender` reusable once its current response has been read to the end.
-///
-/// An HTTP/1.1 connection becomes reusable only after the response body is consumed; the
-/// wait runs in its own small task so the response can stream meanwhile. If the client
-/// abandons the body, the connection closes and is simply dropped. HTTP/2 needs nothing.
-pub fn release_when_ready(sender: Sender, backend: Arc<crate::backend::Backend>) {
-    if let Sender::H1(mut sender) = sender {
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                backend.idle.put(sender);
-            }
-        });
+/// Gives an HTTP/1.1 connection back for reuse when its response is finished: dropped with the
+/// response body (after its last byte, or when the client went away).
+pub struct Release(Option<(Sender, Arc<crate::backend::Backend>)>);
+
+impl Release {
+    /// Returns `sender` to `backend`'s idle connections when dropped (HTTP/2 needs nothing).
+    pub fn new(sender: Sender, backend: &Arc<crate::backend::Backend>) -> Self {
+        match sender {
+            Sender::H1(_) => Self(Some((sender, Arc::clone(backend)))),
+            Sender::H2(_) => Self(None),
+        }
+    }
+
+    /// Nothing to give back (e.g. an upgraded connection, which the tunnel owns).
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Release")
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let Some((Sender::H1(mut sender), backend)) = self.0.take() else {
+            return;
+        };
+        // Usually the connection is already idle by the time the body is dropped; only when it
+        // is not (the client went away mid-body, or hyper has not seen the end yet) does the
+        // wait need a task of its own. A connection that closes instead is simply dropped.
+        if sender.is_ready() {
+            backend.idle.put(sender);
+        } else if !sender.is_closed() {
+            tokio::spawn(async move {
+                if sender.ready().await.is_ok() {
+                    backend.idle.put(sender);
+                }
+            });
+        }
     }
 }

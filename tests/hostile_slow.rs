@@ -77,7 +77,7 @@ async fn slowloris_heads_are_cut_at_header_timeout_while_others_are_served() {
             .await
             .unwrap_or_else(|e| panic!("normal client starved by slowloris: {e}"));
         assert!(
-            start.elapsed() < Duration::from_millis(500),
+            start.elapsed() < Duration::from_secs(1),
             "request {i} took {:?} while slowloris ran",
             start.elapsed()
         );

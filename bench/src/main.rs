@@ -1,9 +1,104 @@
-//! `tether-bench`: the affinity lab (demo backend, load generator, scenario runner).
-//!
-//! Reserved package: the lab lands with its own issue. Until then the binary only says so,
-//! so that nobody mistakes an empty run for a passing scenario.
+//! `tether-bench`: the affinity lab. `backend` serves the demo shop; `run` runs a scenario
+//! (real backends, redis-server and tether processes, a load generator, a report).
 
-fn main() {
-    eprintln!("tether-bench: the affinity lab is not built yet; see README.md");
-    std::process::exit(2);
+#![forbid(unsafe_code)]
+
+mod backend;
+mod charts;
+mod http;
+mod lab;
+mod load;
+mod pages;
+mod procs;
+mod report;
+mod resp;
+mod runner;
+mod scenario;
+mod stats;
+mod token;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tether-bench", version, about = "The tether affinity lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the demo shop (login, cart) with a chosen session store.
+    Backend(backend::BackendArgs),
+    /// Run a scenario file: every cell of its matrix, its timeline, its expectations.
+    Run {
+        /// Scenario file (bench/scenarios/*.toml).
+        scenario: PathBuf,
+        /// Shrink the scenario with its [quick] table (CI: under two minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Report directory.
+        #[arg(long, default_value = "lab-report")]
+        out: PathBuf,
+        /// Also write JUnit XML here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// The tether binary (default: $TETHER_BIN, else `tether` next to this executable).
+        #[arg(long, value_name = "PATH")]
+        tether: Option<PathBuf>,
+        /// Run only these cells, as affinity/sessions (repeatable, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Backend(args) => match backend::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tether-bench backend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            scenario,
+            quick,
+            out,
+            junit,
+            tether,
+            only,
+        } => {
+            let opts = runner::RunOpts {
+                quick,
+                out,
+                junit,
+                tether: tether
+                    .or_else(|| std::env::var_os("TETHER_BIN").map(PathBuf::from))
+                    .unwrap_or_else(default_tether),
+                only,
+            };
+            match runner::run(&scenario, &opts) {
+                Ok(true) => ExitCode::SUCCESS,
+                // Expectations failed: the table above says which.
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("tether-bench run: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// `tether` in the same target directory as this executable (target/debug or target/release).
+fn default_tether() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("tether")))
+        .unwrap_or_else(|| Path::new("tether").to_path_buf())
 }

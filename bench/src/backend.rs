@@ -1,0 +1,380 @@
+//! `tether-bench backend`: the demo shop (log in, add to cart, read cart) with a choice of
+//! session store, an `x-backend-id` header on every response, and fault switches.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::http::cookie;
+use crate::resp::Redis;
+use crate::token::{self, Cart};
+use crate::util::hex;
+
+/// Where a backend keeps its sessions.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStore {
+    /// A map in this process's memory: lost when the process dies, invisible to its peers.
+    Local,
+    /// Redis: every backend sees every session, at the cost of a network hop.
+    Shared,
+    /// The cart in an HMAC-sealed cookie: the client carries the state.
+    Token,
+}
+
+impl SessionStore {
+    /// The name used in scenario files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionStore::Local => "local",
+            SessionStore::Shared => "shared",
+            SessionStore::Token => "token",
+        }
+    }
+}
+
+/// Command-line options of `tether-bench backend`.
+#[derive(clap::Args, Debug)]
+pub struct BackendArgs {
+    /// Address to listen on; port 0 picks a free one (logged as `listener.addr=`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The backend's id, sent back in `x-backend-id`.
+    #[arg(long)]
+    pub id: String,
+    /// Session store.
+    #[arg(long, value_enum, default_value = "local")]
+    pub sessions: SessionStore,
+    /// Redis URL for `--sessions shared` (redis://127.0.0.1:6379).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Secret that seals `token` carts; every instance must share it.
+    #[arg(long, default_value = "tether-lab-secret")]
+    pub secret: String,
+    /// Extra delay before every response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Fraction of requests answered 500 on purpose (0.0..=1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+}
+
+/// Live fault switches, set at start from flags and later by `POST /fault`.
+#[derive(Default)]
+struct Faults {
+    delay_ms: AtomicU64,
+    /// Error rate in parts per million, so it fits an atomic integer.
+    error_ppm: AtomicU64,
+    hang: AtomicBool,
+}
+
+struct App {
+    id: String,
+    id_header: HeaderValue,
+    store: SessionStore,
+    local: Mutex<HashMap<String, Vec<String>>>,
+    redis: Option<Redis>,
+    secret: Vec<u8>,
+    faults: Faults,
+}
+
+/// Sessions in Redis expire after this, so a long lab run does not grow the store forever.
+const SESSION_TTL_SECS: u64 = 3600;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serves the shop until SIGTERM or SIGINT.
+pub fn run(args: BackendArgs) -> anyhow::Result<()> {
+    let redis = match (args.sessions, &args.redis) {
+        (SessionStore::Shared, None) => anyhow::bail!("--sessions shared needs --redis URL"),
+        (_, Some(url)) => Some(Redis::new(url)?),
+        (_, None) => None,
+    };
+    let app = Arc::new(App {
+        id_header: HeaderValue::from_str(&args.id)?,
+        id: args.id,
+        store: args.sessions,
+        local: Mutex::new(HashMap::new()),
+        redis,
+        secret: args.secret.into_bytes(),
+        faults: Faults::default(),
+    });
+    app.faults.delay_ms.store(args.delay_ms, Ordering::Relaxed);
+    app.faults.error_ppm.store(
+        (args.error_rate.clamp(0.0, 1.0) * 1e6) as u64,
+        Ordering::Relaxed,
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(app, args.listen))
+}
+
+async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
+    let tcp = TcpListener::bind(listen).await?;
+    eprintln!(
+        "listening listener.name=backend listener.addr={} backend.id={} sessions={}",
+        tcp.local_addr()?,
+        app.id,
+        app.store.name()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok(c) => c,
+                Err(_) => continue,
+            },
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(app.handle(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+impl App {
+    async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let mut resp = if req.uri().path() == "/fault" {
+            self.fault(&req)
+        } else {
+            match self.injected().await {
+                Some(r) => r,
+                None => self.route(&req).await,
+            }
+        };
+        resp.headers_mut()
+            .insert("x-backend-id", self.id_header.clone());
+        resp
+    }
+
+    /// Applies the fault switches; `Some` is the response that replaces the real one.
+    async fn injected(&self) -> Option<Resp> {
+        if self.faults.hang.load(Ordering::Relaxed) {
+            // Never answer: the client or the proxy must give up on its own timeout.
+            std::future::pending::<()>().await;
+        }
+        let delay = self.faults.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let ppm = self.faults.error_ppm.load(Ordering::Relaxed);
+        (ppm > 0 && fastrand::u64(0..1_000_000) < ppm)
+            .then(|| text(StatusCode::INTERNAL_SERVER_ERROR, "injected fault\n"))
+    }
+
+    /// `POST /fault?delay_ms=N&error_rate=F&hang=0|1` sets switches (absent ones are kept);
+    /// `GET /fault` shows them.
+    fn fault(&self, req: &Request<Incoming>) -> Resp {
+        let f = &self.faults;
+        if req.method() == Method::POST {
+            for (k, v) in query(req) {
+                match k {
+                    "delay_ms" => match v.parse() {
+                        Ok(n) => f.delay_ms.store(n, Ordering::Relaxed),
+                        Err(_) => return text(StatusCode::BAD_REQUEST, "bad delay_ms\n"),
+                    },
+                    "error_rate" => match v.parse::<f64>() {
+                        Ok(r) if (0.0..=1.0).contains(&r) => {
+                            f.error_ppm.store((r * 1e6) as u64, Ordering::Relaxed)
+                        }
+                        _ => return text(StatusCode::BAD_REQUEST, "bad error_rate\n"),
+                    },
+                    "hang" => f.hang.store(v == "1" || v == "true", Ordering::Relaxed),
+                    _ => return text(StatusCode::BAD_REQUEST, &format!("unknown switch {k}\n")),
+                }
+            }
+        }
+        json(
+            StatusCode::OK,
+            serde_json::json!({
+                "delay_ms": f.delay_ms.load(Ordering::Relaxed),
+                "error_rate": f.error_ppm.load(Ordering::Relaxed) as f64 / 1e6,
+                "hang": f.hang.load(Ordering::Relaxed),
+            }),
+        )
+    }
+
+    async fn route(&self, req: &Request<Incoming>) -> Resp {
+        let result = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+            (&Method::POST, "/login") => self.login().await,
+            (&Method::POST, "/cart/add") => match query(req).find(|(k, _)| *k == "item") {
+                Some((_, item)) if valid_item(item) => self.add(req, item).await,
+                _ => return text(StatusCode::BAD_REQUEST, "need ?item=[A-Za-z0-9_-]{1,32}\n"),
+            },
+            (&Method::GET, "/cart") => self.cart(req).await,
+            _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        match result {
+            Ok(r) => r,
+            Err(e) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("session store unavailable: {e}\n"),
+            ),
+        }
+    }
+
+    async fn login(&self) -> std::io::Result<Resp> {
+        let sid = hex(&fastrand::u128(..).to_be_bytes());
+        let mut resp = json(
+            StatusCode::OK,
+            serde_json::json!({"session": sid, "backend": self.id}),
+        );
+        match self.store {
+            SessionStore::Local => {
+                self.local
+                    .lock()
+                    .expect("sessions lock")
+                    .insert(sid.clone(), Vec::new());
+            }
+            SessionStore::Shared => {
+                self.redis()
+                    .set_ex(&key(&sid), b"", SESSION_TTL_SECS)
+                    .await?
+            }
+            SessionStore::Token => {
+                let cart = Cart {
+                    sid: sid.clone(),
+                    items: Vec::new(),
+                };
+                set_cookie(&mut resp, "cart", &token::seal(&self.secret, &cart));
+            }
+        }
+        set_cookie(&mut resp, "sid", &sid);
+        Ok(resp)
+    }
+
+    async fn add(&self, req: &Request<Incoming>, item: &str) -> std::io::Result<Resp> {
+        let Some(mut items) = self.load(req).await? else {
+            return Ok(no_session());
+        };
+        items.push(item.to_string());
+        let mut resp = json(StatusCode::OK, serde_json::json!({"items": items.len()}));
+        let sid = cookie(req.headers(), "sid").unwrap_or_default();
+        match self.store {
+            SessionStore::Local => {
+                self.local
+                    .lock()
+                    .expect("sessions lock")
+                    .insert(sid.to_string(), items);
+            }
+            SessionStore::Shared => {
+                let value = items.join(",");
+                self.redis()
+                    .set_ex(&key(sid), value.as_bytes(), SESSION_TTL_SECS)
+                    .await?;
+            }
+            SessionStore::Token => {
+                let cart = Cart {
+                    sid: sid.to_string(),
+                    items,
+                };
+                set_cookie(&mut resp, "cart", &token::seal(&self.secret, &cart));
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn cart(&self, req: &Request<Incoming>) -> std::io::Result<Resp> {
+        Ok(match self.load(req).await? {
+            Some(items) => json(StatusCode::OK, serde_json::json!({"items": items})),
+            None => no_session(),
+        })
+    }
+
+    /// The request's cart, or `None` when this backend does not know the session.
+    async fn load(&self, req: &Request<Incoming>) -> std::io::Result<Option<Vec<String>>> {
+        let Some(sid) = cookie(req.headers(), "sid") else {
+            return Ok(None);
+        };
+        Ok(match self.store {
+            SessionStore::Local => self.local.lock().expect("sessions lock").get(sid).cloned(),
+            SessionStore::Shared => self.redis().get(&key(sid)).await?.map(|v| {
+                String::from_utf8_lossy(&v)
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
+            SessionStore::Token => cookie(req.headers(), "cart")
+                .and_then(|t| token::open(&self.secret, t))
+                .filter(|c| c.sid == sid)
+                .map(|c| c.items),
+        })
+    }
+
+    fn redis(&self) -> &Redis {
+        self.redis
+            .as_ref()
+            .expect("shared store is only built with a redis url")
+    }
+}
+
+fn key(sid: &str) -> String {
+    format!("sess:{sid}")
+}
+
+fn valid_item(item: &str) -> bool {
+    (1..=32).contains(&item.len())
+        && item
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn query(req: &Request<Incoming>) -> impl Iterator<Item = (&str, &str)> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+}
+
+fn no_session() -> Resp {
+    text(StatusCode::UNAUTHORIZED, "no session\n")
+}
+
+fn set_cookie(resp: &mut Resp, name: &str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly")) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
