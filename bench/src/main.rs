@@ -10,6 +10,7 @@ mod lab;
 mod load;
 mod pages;
 mod procs;
+mod rate;
 mod report;
 mod resp;
 mod runner;
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     /// Serve the demo shop (login, cart) with a chosen session store.
     Backend(backend::BackendArgs),
+    /// Offer a fixed request rate to one address and report latency from the intended send
+    /// time (the peer benchmark's latency measurement; see bench/peers).
+    Rate(rate::RateArgs),
     /// Run a scenario file: every cell of its matrix, its timeline, its expectations.
     Run {
         /// Scenario file (bench/scenarios/*.toml).
@@ -62,6 +66,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tether-bench backend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Rate(args) => match rate::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tether-bench rate: {e:#}");
                 ExitCode::FAILURE
             }
         },

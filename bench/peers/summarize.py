@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Prints the peer benchmark's table: median (min-max) per proxy and tether's ratio to the
+better peer, from the JSON lines run.sh wrote."""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+HIGHER_IS_BETTER = {"sat_rps"}
+LABELS = [
+    ("sat_rps", "requests/s at saturation (wrk -c64)"),
+    ("sat_cpu_us", "CPU us per request at saturation"),
+    ("r5000_cpu_us", "CPU us per request at 5k req/s"),
+    ("r15000_cpu_us", "CPU us per request at 15k req/s"),
+    ("r5000_p50_ms", "p50 ms at 5k req/s"),
+    ("r5000_p99_ms", "p99 ms at 5k req/s"),
+    ("r5000_p999_ms", "p99.9 ms at 5k req/s"),
+    ("r15000_p50_ms", "p50 ms at 15k req/s"),
+    ("r15000_p99_ms", "p99 ms at 15k req/s"),
+    ("r15000_p999_ms", "p99.9 ms at 15k req/s"),
+    ("rss_idle_kib", "RSS idle (KiB)"),
+    ("rss_per_conn_kib", "RSS per idle keep-alive connection (KiB)"),
+    ("r5000_errors", "errors at 5k req/s"),
+    ("r15000_errors", "errors at 15k req/s"),
+    ("r5000_lag_p99_ms", "generator send lag p99 at 5k (ms)"),
+    ("r15000_lag_p99_ms", "generator send lag p99 at 15k (ms)"),
+]
+
+values = defaultdict(list)
+for line in open(sys.argv[1]):
+    row = json.loads(line)
+    values[(row["metric"], row["proxy"])].append(float(row["value"]))
+
+def fmt(x):
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def cell(metric, proxy):
+    v = values.get((metric, proxy))
+    if not v:
+        return "-", None
+    med = statistics.median(v)
+    return f"{fmt(med)} ({fmt(min(v))}-{fmt(max(v))})", med
+
+print(f"{'metric':44} {'tether':>22} {'haproxy':>22} {'nginx':>22} {'tether/best':>11}")
+for metric, label in LABELS:
+    cells = {p: cell(metric, p) for p in ("tether", "haproxy", "nginx")}
+    peers = [m for p, (_, m) in cells.items() if p != "tether" and m is not None]
+    ratio = "-"
+    t = cells["tether"][1]
+    if t is not None and peers and "errors" not in metric and "lag" not in metric:
+        best = max(peers) if metric in HIGHER_IS_BETTER else min(peers)
+        ratio = f"{t / best:.2f}" if best else "-"
+    print(f"{label:44} {cells['tether'][0]:>22} {cells['haproxy'][0]:>22} {cells['nginx'][0]:>22} {ratio:>11}")
