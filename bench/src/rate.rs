@@ -64,7 +64,10 @@ fn histogram() -> Histogram<u64> {
 
 /// Runs the load and prints the result.
 pub fn run(args: RateArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rate > 0 && args.connections > 0, "rate and connections must be positive");
+    anyhow::ensure!(
+        args.rate > 0 && args.connections > 0,
+        "rate and connections must be positive"
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -173,8 +176,12 @@ async fn connection(
             sender = None;
         }
         let done = Instant::now();
-        result.latency.saturating_record((done - due).as_micros() as u64);
-        result.lag.saturating_record((sent - due).as_micros() as u64);
+        result
+            .latency
+            .saturating_record((done - due).as_micros() as u64);
+        result
+            .lag
+            .saturating_record((sent - due).as_micros() as u64);
         i += stride;
     }
     Ok(result)
