@@ -76,7 +76,7 @@ pub struct TimedIo<T> {
     head: HeadScan,
 }
 
-/// Line-ending check over the bytes of one HTTP/1 request head.
+/// Line-ending and framing check over the bytes of one HTTP/1 request head.
 #[derive(Debug, Clone, Copy, Default)]
 struct HeadScan {
     /// Scanning: between the start of a head and its blank line.
@@ -84,19 +84,31 @@ struct HeadScan {
     prev_cr: bool,
     /// The current line has no bytes yet (so CRLF here ends the head).
     line_empty: bool,
+    /// Still reading the current line's header name (up to its colon).
+    in_name: bool,
+    /// The name so far, lower-cased; only the two framing names matter, so it is short.
+    name: [u8; NAME_MAX],
+    name_len: usize,
+    /// The head has a `Content-Length` / `Transfer-Encoding` line.
+    has_length: bool,
+    has_encoding: bool,
 }
+
+/// Longest header name the scanner needs to recognise (`transfer-encoding`).
+const NAME_MAX: usize = 17;
 
 impl HeadScan {
     fn start(&mut self) {
         *self = HeadScan {
             active: true,
-            prev_cr: false,
-            line_empty: false,
+            ..HeadScan::default()
         };
     }
 
-    /// Scans `bytes`, poisoning a bare LF; stops at the end of the head. Returns true if it
-    /// poisoned one.
+    /// Scans `bytes`, poisoning a bare LF, and the final LF of a head that carries both
+    /// `Content-Length` and `Transfer-Encoding` (RFC 9112 6.1: a request smuggling signature
+    /// that a proxy should refuse rather than resolve); stops at the end of the head. Returns
+    /// true if it poisoned a byte.
     fn scan(&mut self, bytes: &mut [u8]) -> bool {
         for b in bytes.iter_mut() {
             if !self.active {
@@ -111,11 +123,38 @@ impl HeadScan {
                 b'\n' => {
                     if self.line_empty {
                         self.active = false;
+                        if self.has_length && self.has_encoding {
+                            *b = 0;
+                            return true;
+                        }
                     }
                     self.line_empty = true;
+                    // The line after the request line, and every one after it, starts a name.
+                    self.in_name = true;
+                    self.name_len = 0;
                 }
                 b'\r' => {}
-                _ => self.line_empty = false,
+                b':' if self.in_name => {
+                    self.in_name = false;
+                    match &self.name[..self.name_len] {
+                        b"content-length" => self.has_length = true,
+                        b"transfer-encoding" => self.has_encoding = true,
+                        _ => {}
+                    }
+                    self.line_empty = false;
+                }
+                c => {
+                    if self.in_name {
+                        if self.name_len < NAME_MAX {
+                            self.name[self.name_len] = c.to_ascii_lowercase();
+                            self.name_len += 1;
+                        } else {
+                            // Longer than any name we look for.
+                            self.in_name = false;
+                        }
+                    }
+                    self.line_empty = false;
+                }
             }
             self.prev_cr = *b == b'\r';
         }
@@ -182,13 +221,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                         this.head.start();
                     }
                     if !h2 && this.phase == Phase::AwaitHead && this.head.scan(fresh) {
-                        // The parser would wait for the rest of a header name that starts with
-                        // the NUL; a line end after it makes it fail now, with 400. Without
-                        // room for it, close instead.
+                        // The parser would wait for more after the NUL; a line end after it
+                        // makes it fail now, with 400. Without room for it, close instead.
                         if buf.remaining() < 4 {
                             return Poll::Ready(Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
-                                "bare LF in a request head",
+                                "malformed request head",
                             )));
                         }
                         buf.put_slice(b"\r\n\r\n");
@@ -277,6 +315,17 @@ mod tests {
     fn crlf_heads_pass_untouched_and_the_body_is_not_scanned() {
         let input = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\nb";
         assert_eq!(scanned(input), input.to_vec());
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_poisoned_at_the_end_of_the_head() {
+        let out = scanned(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTRANSFER-ENCODING: chunked\r\n\r\nabc",
+        );
+        assert!(out.contains(&0), "{out:?}");
+        let clean =
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Transfer-Encoding: y\r\n\r\nabc";
+        assert_eq!(scanned(clean), clean.to_vec());
     }
 
     #[test]
