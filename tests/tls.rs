@@ -156,3 +156,71 @@ addr = "127.0.0.1:1"
     assert!(err.contains("listener[0].tls"), "{err}");
     assert!(err.contains("/nonexistent/cert.pem"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_swaps_certificates_for_new_handshakes_without_dropping_connections() {
+    let backend = TestBackend::start("app-1").await;
+    let old = TestCert::new(&["a.test"]);
+    let new = TestCert::new(&["a.test"]);
+    // The listener's files are fixed paths; the reload re-reads whatever they hold then.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("a.pem"), dir.path().join("a.key"));
+    std::fs::copy(&old.cert, &cert).unwrap();
+    std::fs::copy(&old.key, &key).unwrap();
+    let config = format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[[listener]]
+name = "tls"
+listen = "127.0.0.1:0"
+pool = "app"
+tls = {{ cert = "{}", key = "{}" }}
+
+[pool.app]
+
+[[pool.app.backend]]
+id = "{}"
+addr = "{}"
+"#,
+        cert.display(),
+        key.display(),
+        backend.id,
+        backend.addr
+    );
+    let tether = Tether::start(&config).await;
+    let addr = tether.addr("tls");
+
+    // An established connection on the old certificate...
+    let stream = handshake(addr, "a.test", &[&old], &[b"http/1.1"])
+        .await
+        .unwrap();
+    let (mut open, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let get = || {
+        http::Request::get("/")
+            .header("host", "a.test")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    assert_eq!(open.send_request(get()).await.unwrap().status(), 200);
+
+    std::fs::copy(&new.cert, &cert).unwrap();
+    std::fs::copy(&new.key, &key).unwrap();
+    let admin = common::Admin::new(tether.addr("admin"));
+    assert_eq!(admin.post("/reload").await.status, 200);
+
+    // ...keeps working, while new handshakes get the new certificate.
+    open.ready().await.unwrap();
+    assert_eq!(open.send_request(get()).await.unwrap().status(), 200);
+    let fresh = handshake(addr, "a.test", &[&new], &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(fresh.get_ref().1.peer_certificates().unwrap()[0], new.der);
+    assert!(handshake(addr, "a.test", &[&old], &[b"http/1.1"])
+        .await
+        .is_err());
+}
