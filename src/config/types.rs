@@ -1,0 +1,256 @@
+//! The validated configuration: the typed settings every other module reads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use crate::tls::CertFiles;
+
+/// A validated configuration, ready to build listeners and pools from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Process-wide settings.
+    pub runtime: RuntimeConfig,
+    /// The admin API listener, if any.
+    pub admin: Option<AdminConfig>,
+    /// Client-facing listeners, in file order.
+    pub listeners: Vec<ListenerConfig>,
+    /// Backend pools by name.
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// Things that are valid but probably not what the operator wants (printed by `check`).
+    pub warnings: Vec<String>,
+}
+
+/// `[runtime]`: process-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// How long SIGTERM waits for in-flight requests before exiting.
+    pub shutdown_timeout: Duration,
+}
+
+/// `[admin]`: the admin API listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Bearer token required on every admin request (mandatory off loopback).
+    pub token: Option<String>,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    /// Name used in logs and metrics.
+    pub name: String,
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Name of the pool this listener forwards to.
+    pub pool: String,
+    /// Concurrent client connections; further connections wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Largest request head in bytes; larger heads get 431.
+    pub max_header_size: usize,
+    /// Time a client has to send a complete request head.
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive client connection is kept open.
+    pub idle_timeout: Duration,
+    /// TLS certificates (the first is the default); empty = plain HTTP.
+    pub tls: Vec<CertFiles>,
+    /// Expect a PROXY protocol v1/v2 header on every connection.
+    pub proxy_protocol: bool,
+    /// Slowest accepted request body after `header_timeout`, in bytes per second (0 = off).
+    pub min_body_rate: u64,
+    /// Concurrent connections from one client address (0 = unlimited).
+    pub max_connections_per_ip: usize,
+}
+
+/// The balancing algorithm of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round robin.
+    RoundRobin,
+    /// Fewest in-flight requests per unit of weight.
+    LeastConn,
+    /// Weighted random.
+    Random,
+    /// Consistent hash of `hash_key`.
+    Hash,
+}
+
+/// How a pool keeps a client on one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AffinityMode {
+    /// No stickiness: every request is balanced.
+    None,
+    /// tether's sealed cookie names the backend.
+    Cookie,
+    /// Consistent hash of the client address.
+    IpHash,
+    /// Anti-affinity (test mode): each request goes to a different backend than the last.
+    Spread,
+}
+
+/// What `balance = "hash"` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client address (see `trusted_proxies`).
+    Ip,
+    /// A request header's value.
+    Header(http::HeaderName),
+    /// A request cookie's value.
+    Cookie(String),
+    /// A query parameter's value.
+    Query(String),
+}
+
+/// `SameSite` attribute of the affinity cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
+}
+
+/// `[pool.NAME.cookie]`: the affinity cookie.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// `Path` attribute.
+    pub path: String,
+    /// `Domain` attribute, if any.
+    pub domain: Option<String>,
+    /// Pin lifetime: `Max-Age` for the browser and a server-side expiry of the issue time.
+    pub max_age: Option<Duration>,
+    /// `Secure` attribute; `None` = only on TLS listeners.
+    pub secure: Option<bool>,
+    /// `HttpOnly` attribute.
+    pub http_only: bool,
+    /// `SameSite` attribute.
+    pub same_site: SameSite,
+    /// Sealing keys: the first seals, all open. Empty = derived from the pool name (forgeable).
+    pub keys: Vec<String>,
+}
+
+/// One `[pool.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Balancing algorithm.
+    pub balance: Balance,
+    /// Time to establish a TCP connection to a backend.
+    pub connect_timeout: Duration,
+    /// Time for a backend to send response headers.
+    pub response_timeout: Duration,
+    /// Time an idle pooled upstream connection is kept.
+    pub keepalive_timeout: Duration,
+    /// Idle upstream connections kept per backend.
+    pub max_idle_per_backend: usize,
+    /// Active health checks, if configured.
+    pub health: Option<HealthConfig>,
+    /// Passive ejection on failures seen in real traffic.
+    pub passive: PassiveConfig,
+    /// Longest a draining backend keeps its pinned clients.
+    pub drain_timeout: Duration,
+    /// A draining backend with nothing in flight is drained after this long without a pinned client.
+    pub drain_quiet: Duration,
+    /// Ramp-up of a backend's share after it comes up; zero disables.
+    pub slow_start: Duration,
+    /// What to do when no backend is up.
+    pub all_down: AllDown,
+    /// Stickiness mode.
+    pub affinity: AffinityMode,
+    /// What `balance = "hash"` hashes.
+    pub hash_key: HashKey,
+    /// Bounded-load factor for hashing (no backend above `max_load` x mean in flight).
+    pub max_load: Option<f64>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` names the client (CIDR list).
+    pub trusted_proxies: Vec<String>,
+    /// Add an `x-tether-affinity` header explaining each routing decision (debugging).
+    pub explain: bool,
+    /// The affinity cookie (used by `affinity = "cookie"` and `"spread"`).
+    pub cookie: CookieConfig,
+    /// HTTP version spoken to backends.
+    pub protocol: crate::upstream::Protocol,
+    /// TLS to backends, if enabled.
+    pub tls: Option<UpstreamTls>,
+    /// Replay safe bodiless requests on another backend when one fails before responding.
+    pub retry_idempotent: bool,
+    /// Backends, in file order.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// `tls = true` on a pool: how backends are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// CA certificates (PEM) that sign backend certificates; `None` = the system's roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// Name sent as SNI and verified in the certificate; `None` = the backend's IP address.
+    pub sni: Option<String>,
+}
+
+/// `health = { ... }`: active checks of every backend of a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// What a check does.
+    pub check: HealthCheck,
+    /// Time between checks of a backend.
+    pub interval: Duration,
+    /// Time a single check may take.
+    pub timeout: Duration,
+    /// Consecutive passes that bring a down backend up.
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down.
+    pub fall: u32,
+}
+
+/// The kind of active check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `GET path`; passes when the status is within `expect` (inclusive).
+    Http {
+        /// Request path.
+        path: String,
+        /// Accepted status range.
+        expect: (u16, u16),
+    },
+    /// A TCP connect that succeeds passes.
+    Tcp,
+}
+
+/// `passive = { ... }`: ejection on consecutive failures from real traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassiveConfig {
+    /// Consecutive failures that eject a backend; 0 disables passive checks.
+    pub failures: u32,
+    /// Count 5xx responses as failures (connect errors and timeouts always count).
+    pub on_5xx: bool,
+    /// First ejection period; doubles on each repeat.
+    pub eject: Duration,
+    /// Longest ejection period.
+    pub max_eject: Duration,
+}
+
+/// `all_down`: behaviour when no backend of a pool is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// Route to down backends anyway (fail open): better a chance than a certain 503.
+    Route,
+    /// Answer 503 at once (fail fast).
+    Fail,
+}
+
+/// One `[[pool.NAME.backend]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Stable identity (used by logs, metrics and, later, stickiness).
+    pub id: String,
+    /// Address to connect to.
+    pub addr: SocketAddr,
+    /// Relative share of traffic.
+    pub weight: u32,
+}
