@@ -41,6 +41,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// `Forwarded` (RFC 7239).
 pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
+/// tether's explain header (`explain = true` on a pool); never accepted from clients.
+pub static EXPLAIN: HeaderName = HeaderName::from_static("x-tether-affinity");
+
 /// Sets the forwarding headers for the backend. From a trusted proxy, the client is appended to
 /// its `X-Forwarded-For` and its `X-Forwarded-Proto`/`-Host` are kept; from anyone else, every
 /// forwarding header the client sent (and tether's own explain header) is dropped first, so
@@ -58,47 +61,33 @@ pub fn set_forwarded(
             &X_FORWARDED_PROTO,
             &X_FORWARDED_HOST,
             &FORWARDED,
+            &EXPLAIN,
         ] {
             headers.remove(name);
         }
-        headers.remove("x-tether-affinity");
     }
-    let keep_proto = headers.get(&X_FORWARDED_PROTO).cloned();
-    let keep_host = headers.get(&X_FORWARDED_HOST).cloned();
-    add_forwarded(headers, client, proto, host);
-    if let Some(p) = keep_proto {
-        headers.insert(X_FORWARDED_PROTO.clone(), p);
-    }
-    if let Some(h) = keep_host {
-        headers.insert(X_FORWARDED_HOST.clone(), h);
-    }
-}
-
-/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and `-Host`.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    proto: &'static str,
-    host: Option<&HeaderValue>,
-) {
-    let prior: Vec<&str> = headers
+    let mut xff = String::new();
+    for prior in headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect();
-    let xff = if prior.is_empty() {
-        client.to_string()
-    } else {
-        format!("{}, {client}", prior.join(", "))
-    };
+    {
+        xff.push_str(prior);
+        xff.push_str(", ");
+    }
+    xff.push_str(&client.to_string());
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    headers
+        .entry(X_FORWARDED_PROTO.clone())
+        .or_insert_with(|| HeaderValue::from_static(proto));
     if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers
+            .entry(X_FORWARDED_HOST.clone())
+            .or_insert_with(|| host.clone());
     }
 }
 
@@ -153,7 +142,13 @@ mod tests {
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
         let host = HeaderValue::from_static("shop.example");
-        add_forwarded(&mut h, "127.0.0.9".parse().unwrap(), "http", Some(&host));
+        set_forwarded(
+            &mut h,
+            "127.0.0.9".parse().unwrap(),
+            true,
+            "http",
+            Some(&host),
+        );
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 127.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");

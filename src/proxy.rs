@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
-use crate::affinity::sticky::{strip_cookie, Plan, Why};
+use crate::affinity::sticky::{strip_cookie, Plan};
 use crate::backend::{Backend, InFlight};
 use crate::body::ProxyBody;
 use crate::client_body::{ClientBody, TooSlow};
@@ -138,7 +138,7 @@ pub async fn handle(
             if pool.sticky.explain {
                 let explain = format!("{}; backend={}", plan.why.as_str(), backend.id);
                 if let Ok(v) = HeaderValue::from_str(&explain) {
-                    resp.headers_mut().insert(EXPLAIN.clone(), v);
+                    resp.headers_mut().insert(headers::EXPLAIN.clone(), v);
                 }
             }
             record.status = resp.status();
@@ -167,9 +167,6 @@ pub async fn handle(
         }
     })
 }
-
-/// Response header explaining the routing decision, when the pool sets `explain = true`.
-pub static EXPLAIN: http::HeaderName = http::HeaderName::from_static("x-tether-affinity");
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -214,18 +211,11 @@ fn to_upstream(
             .headers
             .insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    // An absolute-form target's authority overrides Host (RFC 9112 3.2.2), so the backend
-    // sees the one authority tether routed by. HTTP/2 clients send it as :authority.
-    if parts.version == Version::HTTP_11 || parts.version == Version::HTTP_10 {
-        if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(header::HOST, v);
-        }
-    }
-    if !parts.headers.contains_key(header::HOST) {
+    // The URI's authority becomes Host: an HTTP/1 absolute-form target overrides Host
+    // (RFC 9112 3.2.2), so the backend sees the one authority tether routed by; HTTP/2 clients
+    // send it as :authority, and HTTP/1.1 backends need it as Host.
+    let http1 = matches!(parts.version, Version::HTTP_10 | Version::HTTP_11);
+    if http1 || !parts.headers.contains_key(header::HOST) {
         if let Some(v) = parts
             .uri
             .authority()
@@ -324,9 +314,8 @@ async fn forward(
     // Inline: no allocation unless a request tries more than four backends.
     let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     let mut next = plan.first;
-    let replay = pool
-        .settings
-        .retry_idempotent
+    // The copy costs a header-map clone, so it is made only where a replay could happen.
+    let replay = (pool.settings.retry_idempotent && pool.backends.len() > 1)
         .then(|| Replay::of(&req))
         .flatten();
     loop {
@@ -363,13 +352,8 @@ async fn forward(
                 return Ok((resp, in_flight, release));
             }
             Err(Failure::NotSent(back, e)) => {
-                if plan.why == Why::Hit {
-                    // The pinned backend is unreachable (e.g. killed, not yet seen down).
-                    plan.why = Why::RedispatchDown;
-                    plan.issue = true;
-                    plan.issued = None;
-                    backend.stats.count_redispatch();
-                }
+                // The pinned backend is unreachable (e.g. killed, not yet seen down).
+                plan.lost_pin(backend);
                 backend.stats.count_failure(stats::Failure::Connect);
                 note_outcome(pool, backend, false);
                 tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
@@ -397,12 +381,7 @@ async fn forward(
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
                 if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
                     tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
-                    if plan.why == Why::Hit {
-                        plan.why = Why::RedispatchDown;
-                        plan.issue = true;
-                        plan.issued = None;
-                        backend.stats.count_redispatch();
-                    }
+                    plan.lost_pin(backend);
                     req = replay.request();
                     continue;
                 }

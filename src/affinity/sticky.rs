@@ -100,6 +100,20 @@ pub struct Plan {
     pub hash: Option<u64>,
 }
 
+impl Plan {
+    /// The request's pinned backend could not serve it (unreachable, or failed before
+    /// responding) and another one will: the client is re-pinned, and the move is counted on
+    /// the backend it left. A no-op unless the pin was being honoured.
+    pub fn lost_pin(&mut self, backend: &Backend) {
+        if self.why == Why::Hit {
+            self.why = Why::RedispatchDown;
+            self.issue = true;
+            self.issued = None;
+            backend.stats.count_redispatch();
+        }
+    }
+}
+
 impl Stickiness {
     /// Builds the machinery for `config` over `backends` (indices are the pool's).
     pub fn build(name: &str, config: &PoolConfig, backends: &[std::sync::Arc<Backend>]) -> Self {
