@@ -5,11 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Poll};
+
+use bytes::BytesMut;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use std::net::SocketAddr;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -22,20 +27,27 @@ use crate::proxy_protocol;
 use crate::stats::{ListenerStats, OpenConnection};
 pub use crate::timed_io::{Activity, Busy, TimedIo};
 
-/// The hyper connection builder for one listener's limits.
-fn builder(cfg: &ListenerConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    // The read buffer cannot grow past the largest allowed head; hyper answers 431 when a
-    // head does not fit. hyper requires at least 8 KiB here, which config validation enforces.
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(cfg.max_header_size.max(8192));
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
-    b
+/// hyper's HTTP/1.1 and HTTP/2 connection settings for one listener's limits.
+struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new(cfg: &ListenerConfig) -> Self {
+        let mut h1 = http1::Builder::new();
+        // The read buffer cannot grow past the largest allowed head; hyper answers 431 when a
+        // head does not fit. hyper requires at least 8 KiB here, which config validation
+        // enforces. Head and idle deadlines are TimedIo's, not hyper's.
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(cfg.max_header_size.max(8192));
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        Self { h1, h2 }
+    }
 }
 
 /// What a listener task needs besides its socket and config.
@@ -58,9 +70,10 @@ pub struct ListenerEnv {
 struct ConnEnv {
     shared: Arc<Shared>,
     ctx: Arc<ListenerCtx>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    protocols: Arc<Protocols>,
     header_timeout: Duration,
     idle_timeout: Duration,
+    idle_release: Option<Duration>,
     drain: watch::Receiver<bool>,
 }
 
@@ -83,9 +96,10 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
             min_body_rate: cfg.min_body_rate,
             body_grace: cfg.header_timeout,
         }),
-        builder: Arc::new(builder(&cfg)),
+        protocols: Arc::new(Protocols::new(&cfg)),
         header_timeout: cfg.header_timeout,
         idle_timeout: cfg.idle_timeout,
+        idle_release: cfg.idle_release,
         drain,
     };
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
@@ -134,7 +148,8 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
             };
             match tls {
                 None => serve_conn(stream, peer, env).await,
-                Some(acceptor) => {
+                // Boxed: the handshake's state is large and would otherwise size every task.
+                Some(acceptor) => Box::pin(async move {
                     match tokio::time::timeout(env.header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => serve_conn(tls_stream, peer, env).await,
                         Ok(Err(e)) => {
@@ -142,7 +157,8 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                         }
                         Err(_) => tracing::debug!(client.addr = %peer, "TLS handshake timed out"),
                     }
-                }
+                })
+                .await,
             }
         });
     }
@@ -150,11 +166,16 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
 }
 
 /// Serves HTTP on one established connection until it closes.
+///
+/// An HTTP/1 connection is served in sessions: a session (hyper's parser and its read and
+/// write buffers, about 30 KiB) starts when the client sends and ends when the connection has
+/// been idle for `idle_release` with nothing left unparsed. Between sessions an idle
+/// keep-alive connection holds only its socket and this task.
 async fn serve_conn<T>(io: T, peer: SocketAddr, env: ConnEnv)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TimedIo::new(io, env.header_timeout, env.idle_timeout);
+    let mut io = TimedIo::new(io, env.header_timeout, env.idle_timeout, env.idle_release);
     let activity = io.activity();
     let (shared, ctx) = (env.shared, env.ctx);
     let service = service_fn(move |req| {
@@ -162,21 +183,101 @@ where
         proxy::handle(Arc::clone(&shared), Arc::clone(&ctx), peer, busy, req)
     });
     let mut drain = env.drain;
-    let conn = env
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
+    loop {
+        let h2 = tokio::select! {
+            ahead = read_ahead(&mut io) => match ahead {
+                Ok(Some(h2)) => h2,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+                    return;
+                }
+            },
+            // An idle connection has nothing to finish: close it.
+            _ = stopped(&mut drain) => return,
+        };
+        let result = if h2 {
+            let conn = env.protocols.h2.serve_connection(TokioIo::new(io), service);
+            until_done(Box::pin(conn).as_mut(), &mut drain, |c| {
+                c.graceful_shutdown()
+            })
+            .await
+        } else {
+            let conn = env
+                .protocols
+                .h1
+                .serve_connection(TokioIo::new(io), service.clone())
+                .with_upgrades();
+            // Boxed, so that a connection between sessions does not carry the session's size.
+            let mut conn = Box::new(conn);
+            let result =
+                until_done(Pin::new(&mut *conn), &mut drain, |c| c.graceful_shutdown()).await;
+            match (&result, conn.into_parts()) {
+                (Ok(()), Some(parts)) if parts.io.inner().released() => {
+                    debug_assert!(parts.read_buf.is_empty(), "released with bytes unparsed");
+                    io = parts.io.into_inner();
+                    io.resume();
+                    continue;
+                }
+                _ => result,
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+        }
+        return;
+    }
+}
+
+/// Drives a hyper connection to its end; on drain, lets the request in progress finish, then
+/// closes.
+async fn until_done<C>(
+    mut conn: Pin<&mut C>,
+    drain: &mut watch::Receiver<bool>,
+    graceful_shutdown: fn(Pin<&mut C>),
+) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>>,
+{
+    tokio::select! {
         result = conn.as_mut() => result,
-        _ = stopped(&mut drain) => {
-            // Finish the request in progress (if any), then close.
-            conn.as_mut().graceful_shutdown();
+        _ = stopped(drain) => {
+            graceful_shutdown(conn.as_mut());
             conn.await
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
     }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits for a session's first bytes without a buffer of its own, tells HTTP/2's preface from
+/// HTTP/1, and puts the bytes back. `None`: the client closed first.
+async fn read_ahead<T: AsyncRead + Unpin>(io: &mut TimedIo<T>) -> std::io::Result<Option<bool>> {
+    let mut ahead = BytesMut::new();
+    let h2 = loop {
+        let n = poll_fn(|cx| {
+            let mut chunk = [0u8; 4096];
+            let mut buf = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut buf))?;
+            ahead.extend_from_slice(buf.filled());
+            Poll::Ready(Ok::<_, std::io::Error>(buf.filled().len()))
+        })
+        .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let seen = ahead.len().min(H2_PREFACE.len());
+        if ahead[..seen] != H2_PREFACE[..seen] {
+            break false;
+        }
+        if seen == H2_PREFACE.len() {
+            break true;
+        }
+    };
+    io.set_h2(h2);
+    io.rewind(ahead.freeze());
+    Ok(Some(h2))
 }
 
 /// Open connections per client address, when a listener limits them.

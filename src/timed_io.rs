@@ -74,6 +74,14 @@ pub struct TimedIo<T> {
     header_timeout: Duration,
     idle_timeout: Duration,
     head: HeadScan,
+    /// Idle time after which an HTTP/1 connection ends its parser session (see [`Self::released`]).
+    release_after: Option<Duration>,
+    /// When the current idle period may release the session; cleared once it has.
+    release_at: Option<Instant>,
+    /// The parser session was ended by a release, not by the client.
+    released: bool,
+    /// Bytes read ahead (to tell HTTP/2 from HTTP/1), served before the socket's.
+    rewind: Option<bytes::Bytes>,
 }
 
 /// Line-ending and framing check over the bytes of one HTTP/1 request head.
@@ -92,6 +100,12 @@ struct HeadScan {
     /// The head has a `Content-Length` / `Transfer-Encoding` line.
     has_length: bool,
     has_encoding: bool,
+    /// Reading the value of a `Content-Length` line.
+    in_length: bool,
+    /// The declared body length; `None` if absent, unparsable or given twice.
+    length: Option<u64>,
+    /// Bytes delivered after the end of this head (its body, or pipelined requests).
+    after: u64,
 }
 
 /// Longest header name the scanner needs to recognise (`transfer-encoding`).
@@ -105,13 +119,25 @@ impl HeadScan {
         };
     }
 
+    /// True when every byte delivered since this head began has been a byte of this head or of
+    /// its declared body: once its request is answered, the parser's buffer is empty.
+    fn fully_consumed(&self) -> bool {
+        !self.active && !self.has_encoding && self.after == self.length.unwrap_or(0)
+    }
+
+    /// Counts bytes that arrived after the head ended.
+    fn count_after(&mut self, n: usize) {
+        self.after = self.after.saturating_add(n as u64);
+    }
+
     /// Scans `bytes`, poisoning a bare LF, and the final LF of a head that carries both
     /// `Content-Length` and `Transfer-Encoding` (RFC 9112 6.1: a request smuggling signature
-    /// that a proxy should refuse rather than resolve); stops at the end of the head. Returns
-    /// true if it poisoned a byte.
+    /// that a proxy should refuse rather than resolve); stops at the end of the head, counting
+    /// the bytes after it. Returns true if it poisoned a byte.
     fn scan(&mut self, bytes: &mut [u8]) -> bool {
-        for b in bytes.iter_mut() {
+        for (i, b) in bytes.iter_mut().enumerate() {
             if !self.active {
+                self.count_after(bytes.len() - i);
                 return false;
             }
             match *b {
@@ -129,6 +155,7 @@ impl HeadScan {
                         }
                     }
                     self.line_empty = true;
+                    self.in_length = false;
                     // The line after the request line, and every one after it, starts a name.
                     self.in_name = true;
                     self.name_len = 0;
@@ -137,10 +164,26 @@ impl HeadScan {
                 b':' if self.in_name => {
                     self.in_name = false;
                     match &self.name[..self.name_len] {
-                        b"content-length" => self.has_length = true,
+                        b"content-length" => {
+                            // A second Content-Length leaves the length unknown.
+                            self.length = (!self.has_length).then_some(0);
+                            self.has_length = true;
+                            self.in_length = true;
+                        }
                         b"transfer-encoding" => self.has_encoding = true,
                         _ => {}
                     }
+                    self.line_empty = false;
+                }
+                c if self.in_length => {
+                    self.length = match c {
+                        b'0'..=b'9' => self
+                            .length
+                            .and_then(|n| n.checked_mul(10))
+                            .and_then(|n| n.checked_add(u64::from(c - b'0'))),
+                        b' ' | b'\t' => self.length,
+                        _ => None,
+                    };
                     self.line_empty = false;
                 }
                 c => {
@@ -164,7 +207,14 @@ impl HeadScan {
 
 impl<T> TimedIo<T> {
     /// Wraps a fresh connection: the first request head is due within `header_timeout`.
-    pub fn new(io: T, header_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// With `release_after`, an HTTP/1 connection idle that long whose parser has no bytes
+    /// left over reads as ended once (see [`Self::released`]).
+    pub fn new(
+        io: T,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        release_after: Option<Duration>,
+    ) -> Self {
         let deadline = Instant::now() + header_timeout;
         Self {
             io,
@@ -179,7 +229,35 @@ impl<T> TimedIo<T> {
                 active: true,
                 ..HeadScan::default()
             },
+            release_after,
+            release_at: None,
+            released: false,
+            rewind: None,
         }
+    }
+
+    /// True once after the connection sat idle for `release_after` with nothing buffered: the
+    /// read that saw it returned end-of-stream, so the HTTP/1 session above it ended cleanly
+    /// (and its shutdown was not passed to the socket). The client connection is still open;
+    /// the caller holds it without buffers until the client sends again.
+    pub fn released(&self) -> bool {
+        self.released
+    }
+
+    /// Takes the connection back after a release, for the next session.
+    pub fn resume(&mut self) {
+        self.released = false;
+    }
+
+    /// Puts bytes already read back in front of the socket's (they were checked when read).
+    pub fn rewind(&mut self, bytes: bytes::Bytes) {
+        debug_assert!(self.rewind.is_none(), "one read-ahead at a time");
+        self.rewind = (!bytes.is_empty()).then_some(bytes);
+    }
+
+    /// Records what the connection speaks, once the caller has read enough to know.
+    pub fn set_h2(&mut self, h2: bool) {
+        self.h2 = Some(h2);
     }
 
     /// The activity counter requests on this connection report to.
@@ -200,6 +278,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(ahead) = &mut this.rewind {
+            let n = ahead.len().min(buf.remaining());
+            buf.put_slice(&ahead.split_to(n));
+            if ahead.is_empty() {
+                this.rewind = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
         let busy = this.activity.active.load(Ordering::Acquire) > 0;
@@ -220,7 +306,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                         this.set_deadline(Phase::AwaitHead, this.header_timeout);
                         this.head.start();
                     }
-                    if !h2 && this.phase == Phase::AwaitHead && this.head.scan(fresh) {
+                    if !h2 && this.phase != Phase::AwaitHead {
+                        // A body, or a request pipelined behind the current one.
+                        this.head.count_after(fresh.len());
+                    } else if !h2 && this.head.scan(fresh) {
                         // The parser would wait for more after the NUL; a line end after it
                         // makes it fail now, with 400. Without room for it, close instead.
                         if buf.remaining() < 4 {
@@ -246,12 +335,24 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 }
                 if this.phase == Phase::Busy {
                     this.set_deadline(Phase::Idle, this.idle_timeout);
+                    this.release_at = this.release_after.map(|after| Instant::now() + after);
                 }
-                if this.sleep.deadline() != this.deadline {
-                    let deadline = this.deadline;
-                    this.sleep.as_mut().reset(deadline);
+                // Release only what the parser has fully consumed: a leftover byte would be
+                // read as a truncated request.
+                let release_at = this
+                    .release_at
+                    .filter(|_| this.phase == Phase::Idle && this.h2 == Some(false))
+                    .filter(|_| this.head.fully_consumed());
+                let wake_at = release_at.map_or(this.deadline, |at| at.min(this.deadline));
+                if this.sleep.deadline() != wake_at {
+                    this.sleep.as_mut().reset(wake_at);
                 }
                 match this.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) if release_at.is_some_and(|at| at <= Instant::now()) => {
+                        this.release_at = None;
+                        this.released = true;
+                        Poll::Ready(Ok(()))
+                    }
                     Poll::Ready(()) => {
                         let what = match this.phase {
                             Phase::AwaitHead => "request head not received within header_timeout",
@@ -292,7 +393,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.released {
+            // The session ended, not the connection.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 

@@ -126,12 +126,24 @@ impl Problems<'_> {
         raw: &Option<Spanned<String>>,
         default: Duration,
     ) -> Duration {
-        let Some(raw) = raw else { return default };
-        match humantime::parse_duration(raw.get_ref()) {
-            Ok(d) if d.is_zero() => {
-                self.add(key, raw, "must be greater than zero");
+        match raw {
+            Some(v) if humantime::parse_duration(v.get_ref()).is_ok_and(|d| d.is_zero()) => {
+                self.add(key, v, "must be greater than zero");
                 default
             }
+            _ => self.duration_or_zero(key, raw, default),
+        }
+    }
+
+    /// A duration where zero is allowed (it switches something off).
+    pub(super) fn duration_or_zero(
+        &mut self,
+        key: &str,
+        raw: &Option<Spanned<String>>,
+        default: Duration,
+    ) -> Duration {
+        let Some(raw) = raw else { return default };
+        match humantime::parse_duration(raw.get_ref()) {
             Ok(d) => d,
             Err(e) => {
                 self.add(
@@ -281,6 +293,11 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
             &rl.idle_timeout,
             Duration::from_secs(60),
         );
+        let idle_release = p.duration_or_zero(
+            &format!("{key}.idle_release"),
+            &rl.idle_release,
+            Duration::from_secs(1),
+        );
         if let Some(listen) = listen {
             let tls = rl
                 .tls
@@ -295,6 +312,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
                 max_header_size,
                 header_timeout,
                 idle_timeout,
+                idle_release: (!idle_release.is_zero()).then_some(idle_release),
                 tls,
                 proxy_protocol: rl.proxy_protocol.unwrap_or(false),
                 min_body_rate: rl.min_body_rate.unwrap_or(1024),

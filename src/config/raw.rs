@@ -43,6 +43,7 @@ pub(super) struct RawListener {
     pub(super) max_header_size: Option<Spanned<usize>>,
     pub(super) header_timeout: Option<Spanned<String>>,
     pub(super) idle_timeout: Option<Spanned<String>>,
+    pub(super) idle_release: Option<Spanned<String>>,
     pub(super) tls: Option<Spanned<RawTls>>,
     pub(super) proxy_protocol: Option<bool>,
     pub(super) min_body_rate: Option<u64>,

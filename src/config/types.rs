@@ -56,6 +56,8 @@ pub struct ListenerConfig {
     pub header_timeout: Duration,
     /// Time an idle keep-alive client connection is kept open.
     pub idle_timeout: Duration,
+    /// Idle time after which an HTTP/1 keep-alive connection frees its buffers (`None` = never).
+    pub idle_release: Option<Duration>,
     /// TLS certificates (the first is the default); empty = plain HTTP.
     pub tls: Vec<CertFiles>,
     /// Expect a PROXY protocol v1/v2 header on every connection.
