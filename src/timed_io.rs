@@ -335,7 +335,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 }
                 if this.phase == Phase::Busy {
                     this.set_deadline(Phase::Idle, this.idle_timeout);
-                    this.release_at = this.release_after.map(|after| Instant::now() + after);
+                    let idle_since = this.deadline - this.idle_timeout;
+                    this.release_at = this.release_after.map(|after| idle_since + after);
                 }
                 // Release only what the parser has fully consumed: a leftover byte would be
                 // read as a truncated request.
