@@ -10,7 +10,8 @@
 #     request (utime+stime from /proc/PID/stat over the run, divided by requests);
 #   - fixed rates (5k and 15k req/s): `tether-bench rate`, latency from the intended send time
 #     (p50/p99/p99.9) and CPU per request at that rate;
-#   - memory: RSS idle, and the growth with 1000 idle keep-alive client connections.
+#   - memory: RSS idle, and the growth with 1000 idle keep-alive client connections (each served
+#     one request, then idle for 2 s before the reading).
 # It reports; it never fails on the numbers.
 #
 # Usage: bench/peers/run.sh [REPEATS] [DURATION_SECONDS]     (defaults 3 and 8)
@@ -90,6 +91,7 @@ PY
         idle=$(rss_kib "$pid")
         coproc HOLD { taskset -c 1 python3 bench/peers/hold.py 127.0.0.1 "$port" 1000; }
         read -r _ <&"${HOLD[0]}"
+        sleep 2  # idle for longer than tether's idle_release (1 s), the same wait for every proxy
         held=$(rss_kib "$pid")
         echo >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
         echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_idle_kib\",\"value\":$idle}" >> "$RESULTS"
