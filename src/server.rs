@@ -214,9 +214,10 @@ where
                 until_done(Pin::new(&mut *conn), &mut drain, |c| c.graceful_shutdown()).await;
             match (&result, conn.into_parts()) {
                 (Ok(()), Some(parts)) if parts.io.inner().released() => {
-                    debug_assert!(parts.read_buf.is_empty(), "released with bytes unparsed");
                     io = parts.io.into_inner();
                     io.resume();
+                    // Empty by TimedIo's rule; should a byte remain, the next session reads it.
+                    io.rewind(parts.read_buf);
                     continue;
                 }
                 _ => result,

@@ -249,10 +249,20 @@ impl<T> TimedIo<T> {
         self.released = false;
     }
 
-    /// Puts bytes already read back in front of the socket's (they were checked when read).
+    /// Puts bytes already read back in front of what is left to read (they were checked when
+    /// read).
     pub fn rewind(&mut self, bytes: bytes::Bytes) {
-        debug_assert!(self.rewind.is_none(), "one read-ahead at a time");
-        self.rewind = (!bytes.is_empty()).then_some(bytes);
+        if bytes.is_empty() {
+            return;
+        }
+        self.rewind = Some(match self.rewind.take() {
+            None => bytes,
+            Some(rest) => {
+                let mut both = bytes::BytesMut::from(&bytes[..]);
+                both.extend_from_slice(&rest);
+                both.freeze()
+            }
+        });
     }
 
     /// Records what the connection speaks, once the caller has read enough to know.
