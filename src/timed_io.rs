@@ -275,9 +275,12 @@ impl<T> TimedIo<T> {
         Arc::clone(&self.activity)
     }
 
-    fn set_deadline(&mut self, phase: Phase, after: Duration) {
+    /// Enters `phase` with a deadline `after` from now; returns now.
+    fn set_deadline(&mut self, phase: Phase, after: Duration) -> Instant {
+        let now = Instant::now();
         self.phase = phase;
-        self.deadline = Instant::now() + after;
+        self.deadline = now + after;
+        now
     }
 }
 
@@ -344,8 +347,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                     }
                 }
                 if this.phase == Phase::Busy {
-                    this.set_deadline(Phase::Idle, this.idle_timeout);
-                    let idle_since = this.deadline - this.idle_timeout;
+                    let idle_since = this.set_deadline(Phase::Idle, this.idle_timeout);
                     this.release_at = this.release_after.map(|after| idle_since + after);
                 }
                 // Release only what the parser has fully consumed: a leftover byte would be

@@ -126,12 +126,13 @@ impl Problems<'_> {
         raw: &Option<Spanned<String>>,
         default: Duration,
     ) -> Duration {
+        let d = self.duration_or_zero(key, raw, default);
         match raw {
-            Some(v) if humantime::parse_duration(v.get_ref()).is_ok_and(|d| d.is_zero()) => {
+            Some(v) if d.is_zero() => {
                 self.add(key, v, "must be greater than zero");
                 default
             }
-            _ => self.duration_or_zero(key, raw, default),
+            _ => d,
         }
     }
 
@@ -418,6 +419,27 @@ weight = 2
         assert!(text.contains("pool.app.connect_timeout"), "{text}");
         assert!(text.contains("pool.app.backend[1].id"), "{text}");
         assert!(text.contains("pool.app.backend[1].weight"), "{text}");
+    }
+
+    #[test]
+    fn idle_release_defaults_to_a_second_and_zero_turns_it_off() {
+        let listener =
+            |extra: &str| GOOD.replace("pool = \"app\"\n", &format!("pool = \"app\"\n{extra}\n"));
+        let cfg = parse(GOOD).expect("good config");
+        assert_eq!(cfg.listeners[0].idle_release, Some(Duration::from_secs(1)));
+        let cfg = parse(&listener("idle_release = \"0s\"")).expect("zero is allowed");
+        assert_eq!(cfg.listeners[0].idle_release, None);
+        let err = parse(&listener("idle_release = \"soon\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listener[0].idle_release"), "{err}");
+        let err = parse(&listener("idle_timeout = \"0s\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("idle_timeout") && err.contains("greater than zero"),
+            "{err}"
+        );
     }
 
     #[test]
