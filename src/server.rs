@@ -65,8 +65,7 @@ pub struct ListenerEnv {
     pub tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
 }
 
-/// Per-connection settings and shared handles.
-#[derive(Clone)]
+/// Settings and shared handles for every connection of a listener.
 struct ConnEnv {
     shared: Arc<Shared>,
     ctx: Arc<ListenerCtx>,
@@ -87,7 +86,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         drain,
         tls,
     } = env;
-    let conn_env = ConnEnv {
+    let conn_env = Arc::new(ConnEnv {
         shared,
         ctx: Arc::new(ListenerCtx {
             name: cfg.name.as_str().into(),
@@ -101,7 +100,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         idle_timeout: cfg.idle_timeout,
         idle_release: cfg.idle_release,
         drain,
-    };
+    });
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     let per_ip = Arc::new(PerIpLimit::new(cfg.max_connections_per_ip));
     loop {
@@ -125,12 +124,14 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         };
         let open = OpenConnection::new(&stats);
         let _ = stream.set_nodelay(true);
-        let env = conn_env.clone();
+        let env = Arc::clone(&conn_env);
         let tls = tls.as_ref().map(|t| t.load_full());
         let proxy_protocol = cfg.proxy_protocol;
         let per_ip = Arc::clone(&per_ip);
+        // The task's future is most of an idle connection's memory, so it is kept small: the
+        // guards and `env` are used where they were captured rather than moved on, since every
+        // move into a callee's future would keep a second copy for the connection's life.
         tokio::spawn(async move {
-            let (_permit, _open) = (permit, open);
             if proxy_protocol {
                 match proxy_protocol::read(&mut stream, env.header_timeout).await {
                     Ok(proxy_protocol::Header::Proxied { source, .. }) => peer = source,
@@ -147,11 +148,11 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                 return;
             };
             match tls {
-                None => serve_conn(stream, peer, env).await,
+                None => serve_conn(stream, peer, &env).await,
                 // Boxed: the handshake's state is large and would otherwise size every task.
-                Some(acceptor) => Box::pin(async move {
+                Some(acceptor) => Box::pin(async {
                     match tokio::time::timeout(env.header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_conn(tls_stream, peer, env).await,
+                        Ok(Ok(tls_stream)) => serve_conn(tls_stream, peer, &env).await,
                         Ok(Err(e)) => {
                             tracing::debug!(client.addr = %peer, error = %e, "TLS handshake failed")
                         }
@@ -160,6 +161,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                 })
                 .await,
             }
+            drop((permit, open));
         });
     }
     tracing::info!(listener.name = %conn_env.ctx.name, "stopped accepting");
@@ -171,18 +173,18 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
 /// write buffers, about 30 KiB) starts when the client sends and ends when the connection has
 /// been idle for `idle_release` with nothing left unparsed. Between sessions an idle
 /// keep-alive connection holds only its socket and this task.
-async fn serve_conn<T>(io: T, peer: SocketAddr, env: ConnEnv)
+async fn serve_conn<T>(io: T, peer: SocketAddr, env: &ConnEnv)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut io = TimedIo::new(io, env.header_timeout, env.idle_timeout, env.idle_release);
     let activity = io.activity();
-    let (shared, ctx) = (env.shared, env.ctx);
+    let (shared, ctx) = (Arc::clone(&env.shared), Arc::clone(&env.ctx));
     let service = service_fn(move |req| {
         let busy = Busy::new(&activity);
         proxy::handle(Arc::clone(&shared), Arc::clone(&ctx), peer, busy, req)
     });
-    let mut drain = env.drain;
+    let mut drain = env.drain.clone();
     loop {
         let h2 = tokio::select! {
             ahead = read_ahead(&mut io) => match ahead {
