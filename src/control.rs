@@ -387,7 +387,8 @@ impl Control {
 }
 
 /// Every 200 ms: log state transitions (drain finished, health flips via passive ejection),
-/// and drop backends that finished draining after removal.
+/// close idle upstream connections older than the pool's `keepalive_timeout`, and drop
+/// backends that finished draining after removal.
 async fn maintenance(control: std::sync::Weak<Control>) {
     let mut seen: HashMap<(String, Arc<str>, SocketAddr), State> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -402,6 +403,7 @@ async fn maintenance(control: std::sync::Weak<Control>) {
         let mut live = HashMap::new();
         for (name, pool) in &routes.pools {
             for b in &pool.backends {
+                b.idle.expire(pool.settings.keepalive_timeout);
                 let state = b.state(&pool.settings.drain);
                 let key = (name.clone(), Arc::clone(&b.id), b.addr);
                 match seen.get(&key) {

@@ -155,6 +155,27 @@ impl IdleConns {
         }
     }
 
+    /// Closes the HTTP/1.1 connections that have been idle for `keepalive` or that the backend
+    /// closed, so that a burst's extra connections do not stay open (and hold their buffers)
+    /// until a request happens to come by. Returns how many were closed.
+    pub fn expire(&self, keepalive: Duration) -> usize {
+        let Some(queue) = &self.queue else {
+            return 0;
+        };
+        let mut closed = 0;
+        // One pass in queue order: the ones still reusable go back to the end, so the order
+        // (oldest returned first) is kept.
+        for _ in 0..queue.len() {
+            let Some(idle) = queue.pop() else { break };
+            let reusable = idle.sender.is_ready() && idle.since.elapsed() < keepalive;
+            // A full queue means requests returned enough connections meanwhile: close this one.
+            if !reusable || queue.push(idle).is_err() {
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// Reusable connections kept now (an HTTP/2 connection counts as one).
     pub fn len(&self) -> usize {
         self.queue.as_ref().map_or(0, ArrayQueue::len) + usize::from(self.h2.load().is_some())

@@ -11,7 +11,9 @@
 #   - fixed rates (5k and 15k req/s): `tether-bench rate`, latency from the intended send time
 #     (p50/p99/p99.9) and CPU per request at that rate;
 #   - memory: RSS idle, and the growth with 1000 idle keep-alive client connections (each served
-#     one request, then idle for 2 s before the reading).
+#     one request, then idle for 2 s before the reading), opened one after another (`serial`:
+#     the client connections' own cost) and all at once (`burst`: the proxy also opens backend
+#     connections for the requests in flight, and keeps some of them).
 # It reports; it never fails on the numbers.
 #
 # Usage: bench/peers/run.sh [REPEATS] [DURATION_SECONDS]     (defaults 3 and 8)
@@ -88,14 +90,19 @@ print(json.dumps({"proxy": proxy, "metric": f"r{rate}_errors", "value": raw["err
 print(json.dumps({"proxy": proxy, "metric": f"r{rate}_lag_p99_ms", "value": raw["send_lag_ms"]["p99"]}))
 PY
         done
-        idle=$(rss_kib "$pid")
-        coproc HOLD { taskset -c 1 python3 bench/peers/hold.py 127.0.0.1 "$port" 1000; }
-        read -r _ <&"${HOLD[0]}"
-        sleep 2  # idle for longer than tether's idle_release (1 s), the same wait for every proxy
-        held=$(rss_kib "$pid")
-        echo >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
-        echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_idle_kib\",\"value\":$idle}" >> "$RESULTS"
-        echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_per_conn_kib\",\"value\":$(awk -v h="$held" -v i="$idle" 'BEGIN { printf "%.3f", (h - i) / 1000 }')}" >> "$RESULTS"
+        echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_idle_kib\",\"value\":$(rss_kib "$pid")}" >> "$RESULTS"
+        # serial first: the client connections' own cost, with one or two backend connections;
+        # then burst: every request in flight at once, so backend connections are opened too.
+        for mode in serial burst; do
+            idle=$(rss_kib "$pid")
+            coproc HOLD { taskset -c 1 python3 bench/peers/hold.py 127.0.0.1 "$port" 1000 "$mode"; }
+            read -r _ <&"${HOLD[0]}"
+            sleep 2  # idle for longer than tether's idle_release (1 s), the same wait for every proxy
+            held=$(rss_kib "$pid")
+            echo >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
+            echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_per_conn_${mode}_kib\",\"value\":$(awk -v h="$held" -v i="$idle" 'BEGIN { printf "%.3f", (h - i) / 1000 }')}" >> "$RESULTS"
+            sleep 2  # the connections are closed; let the proxy settle before the next reading
+        done
     done
 done
 
