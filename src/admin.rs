@@ -216,6 +216,7 @@ struct BackendStatus<'a> {
     state: &'static str,
     in_flight: usize,
     idle_connections: usize,
+    parked_connections: usize,
     #[serde(flatten)]
     counters: BackendSnapshot,
 }
@@ -237,6 +238,7 @@ fn status(control: &Control) -> serde_json::Value {
                 state: b.state(&pool.settings.drain).as_str(),
                 in_flight: b.in_flight(),
                 idle_connections: b.idle.len(),
+                parked_connections: b.idle.parked(),
                 counters: b.stats.snapshot(),
             })
             .collect();

@@ -387,7 +387,8 @@ impl Control {
 }
 
 /// Every 200 ms: log state transitions (drain finished, health flips via passive ejection),
-/// close idle upstream connections older than the pool's `keepalive_timeout`, and drop
+/// close idle upstream connections older than the pool's `keepalive_timeout` (and park those
+/// idle for its `idle_release`), and drop
 /// backends that finished draining after removal.
 async fn maintenance(control: std::sync::Weak<Control>) {
     let mut seen: HashMap<(String, Arc<str>, SocketAddr), State> = HashMap::new();
@@ -403,7 +404,8 @@ async fn maintenance(control: std::sync::Weak<Control>) {
         let mut live = HashMap::new();
         for (name, pool) in &routes.pools {
             for b in &pool.backends {
-                b.idle.expire(pool.settings.keepalive_timeout);
+                b.idle
+                    .expire(pool.settings.keepalive_timeout, pool.settings.idle_release);
                 let state = b.state(&pool.settings.drain);
                 let key = (name.clone(), Arc::clone(&b.id), b.addr);
                 match seen.get(&key) {

@@ -26,6 +26,8 @@ pub struct PoolSettings {
     pub response_timeout: Duration,
     /// Time an idle upstream connection may be reused.
     pub keepalive_timeout: Duration,
+    /// Idle time after which a plain HTTP/1.1 upstream connection is parked (`None`: never).
+    pub idle_release: Option<Duration>,
     /// Drain timing.
     pub drain: DrainPolicy,
     /// Ramp-up after a backend comes up.
@@ -109,6 +111,7 @@ impl Pool {
                 connect_timeout: config.connect_timeout,
                 response_timeout: config.response_timeout,
                 keepalive_timeout: config.keepalive_timeout,
+                idle_release: config.idle_release,
                 drain,
                 slow_start: config.slow_start,
                 all_down: config.all_down,

@@ -409,7 +409,17 @@ async fn attempt(
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
 ) -> Result<(Response<Incoming>, Release), Failure> {
-    if let Some(sender) = backend.idle.checkout(settings.keepalive_timeout) {
+    let reused = match backend.idle.checkout(settings.keepalive_timeout) {
+        Some(upstream::Reuse::Live(sender)) => Some(sender),
+        // A fresh HTTP/1 handshake on a socket known to be open: no I/O, nothing to wait for.
+        Some(upstream::Reuse::Parked(stream)) => {
+            upstream::resume(stream, backend.addr, &backend.idle)
+                .await
+                .ok()
+        }
+        None => None,
+    };
+    if let Some(sender) = reused {
         match send(sender, backend, settings, req).await {
             // The backend closed the idle connection just as we took it: not the backend's
             // fault and nothing was sent, so a fresh connection to it gets the request.

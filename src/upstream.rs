@@ -7,9 +7,17 @@
 //! failed" (not retried). HTTP/1.1 connections wait in a lock-free bounded queue; an HTTP/2
 //! connection is shared by all requests to its backend (a multiplexed sender behind an
 //! `ArcSwapOption`). Neither takes a lock.
+//!
+//! A plain HTTP/1.1 connection idle for the pool's `idle_release` is parked: its hyper
+//! connection (parser, read and write buffers, task: about 17 KiB) ends and hands the socket
+//! back, and the queue keeps the bare socket. Taking a parked socket starts a new hyper
+//! connection on it, after checking that the backend has not closed or written to it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -19,7 +27,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -57,8 +65,9 @@ impl std::fmt::Debug for UpstreamProto {
 
 /// A ready-to-use connection to a backend.
 pub enum Sender {
-    /// An HTTP/1.1 connection (one request at a time).
-    H1(http1::SendRequest<ClientBody>),
+    /// An HTTP/1.1 connection (one request at a time), and its parking handle if it is plain
+    /// TCP.
+    H1(http1::SendRequest<ClientBody>, Option<Arc<Park>>),
     /// A handle on a multiplexed HTTP/2 connection.
     H2(http2::SendRequest<ClientBody>),
 }
@@ -67,7 +76,7 @@ impl Sender {
     /// Can take a request now.
     pub fn is_ready(&self) -> bool {
         match self {
-            Sender::H1(s) => s.is_ready(),
+            Sender::H1(s, _) => s.is_ready(),
             Sender::H2(s) => s.is_ready(),
         }
     }
@@ -78,7 +87,7 @@ impl Sender {
         req: Request<ClientBody>,
     ) -> Result<Response<Incoming>, TrySendError<Request<ClientBody>>> {
         match self {
-            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H1(s, _) => s.try_send_request(req).await,
             Sender::H2(s) => s.try_send_request(req).await,
         }
     }
@@ -98,14 +107,55 @@ pub enum ConnectError {
     Handshake(#[from] hyper::Error),
 }
 
-struct Idle {
-    sender: http1::SendRequest<ClientBody>,
-    since: Instant,
+/// A connection waiting for reuse, idle since `since`.
+enum Idle {
+    /// With its hyper connection running.
+    Live {
+        sender: http1::SendRequest<ClientBody>,
+        park: Option<Arc<Park>>,
+        since: Instant,
+    },
+    /// A bare socket whose hyper connection ended while idle.
+    Parked { stream: TcpStream, since: Instant },
+}
+
+/// A connection taken for a request.
+pub enum Reuse {
+    /// Ready to send on.
+    Live(Sender),
+    /// A parked socket: [`resume`] starts a hyper connection on it.
+    Parked(TcpStream),
+}
+
+/// The bounded queue of idle connections, counting the parked ones.
+struct Queue {
+    items: ArrayQueue<Idle>,
+    parked: AtomicUsize,
+}
+
+impl Queue {
+    fn push(&self, idle: Idle) -> Result<(), Idle> {
+        let parked = matches!(idle, Idle::Parked { .. });
+        self.items.push(idle)?;
+        if parked {
+            self.parked.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<Idle> {
+        let idle = self.items.pop()?;
+        if let Idle::Parked { .. } = idle {
+            self.parked.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(idle)
+    }
 }
 
 /// Reusable connections to one backend, bounded.
 pub struct IdleConns {
-    queue: Option<ArrayQueue<Idle>>,
+    /// Shared with the tasks of parkable connections, which put their socket back here.
+    queue: Option<Arc<Queue>>,
     h2: ArcSwapOption<http2::SendRequest<ClientBody>>,
 }
 
@@ -121,16 +171,21 @@ impl IdleConns {
     /// Room for `max` idle HTTP/1.1 connections (0 disables reuse).
     pub fn new(max: usize) -> Self {
         Self {
-            queue: (max > 0).then(|| ArrayQueue::new(max)),
+            queue: (max > 0).then(|| {
+                Arc::new(Queue {
+                    items: ArrayQueue::new(max),
+                    parked: AtomicUsize::new(0),
+                })
+            }),
             h2: ArcSwapOption::empty(),
         }
     }
 
-    /// A live reusable connection that has not been idle longer than `keepalive`, if any.
-    pub fn checkout(&self, keepalive: Duration) -> Option<Sender> {
+    /// A reusable connection that has not been idle longer than `keepalive`, if any.
+    pub fn checkout(&self, keepalive: Duration) -> Option<Reuse> {
         if let Some(h2) = self.h2.load_full() {
             if h2.is_ready() {
-                return Some(Sender::H2((*h2).clone()));
+                return Some(Reuse::Live(Sender::H2((*h2).clone())));
             }
             self.h2.store(None);
         }
@@ -138,38 +193,68 @@ impl IdleConns {
         while let Some(idle) = queue.pop() {
             // A connection the backend closed, or one idle so long the backend may be about to
             // close it, is dropped here rather than risked on a request.
-            if idle.sender.is_ready() && idle.since.elapsed() < keepalive {
-                return Some(Sender::H1(idle.sender));
+            match idle {
+                Idle::Live {
+                    sender,
+                    park,
+                    since,
+                } if sender.is_ready() && since.elapsed() < keepalive => {
+                    return Some(Reuse::Live(Sender::H1(sender, park)));
+                }
+                Idle::Parked { stream, since } if since.elapsed() < keepalive && quiet(&stream) => {
+                    return Some(Reuse::Parked(stream));
+                }
+                _ => {}
             }
         }
         None
     }
 
     /// Returns an HTTP/1.1 connection for reuse; when the queue is full it is closed.
-    fn put(&self, sender: http1::SendRequest<ClientBody>) {
+    fn put(&self, sender: http1::SendRequest<ClientBody>, park: Option<Arc<Park>>) {
         if let Some(queue) = &self.queue {
-            let _ = queue.push(Idle {
+            let _ = queue.push(Idle::Live {
                 sender,
+                park,
                 since: Instant::now(),
             });
         }
     }
 
     /// Closes the HTTP/1.1 connections that have been idle for `keepalive` or that the backend
-    /// closed, so that a burst's extra connections do not stay open (and hold their buffers)
-    /// until a request happens to come by. Returns how many were closed.
-    pub fn expire(&self, keepalive: Duration) -> usize {
+    /// closed, so that a burst's extra connections do not stay open until a request happens
+    /// to come by, and parks the plain ones idle for `release` (see the module notes).
+    /// Returns how many were closed.
+    pub fn expire(&self, keepalive: Duration, release: Option<Duration>) -> usize {
         let Some(queue) = &self.queue else {
             return 0;
         };
         let mut closed = 0;
         // One pass in queue order: the ones still reusable go back to the end, so the order
         // (oldest returned first) is kept.
-        for _ in 0..queue.len() {
+        for _ in 0..queue.items.len() {
             let Some(idle) = queue.pop() else { break };
-            let reusable = idle.sender.is_ready() && idle.since.elapsed() < keepalive;
+            let keep = match idle {
+                Idle::Live {
+                    sender,
+                    park: Some(park),
+                    since,
+                } if sender.is_ready()
+                    && since.elapsed() < keepalive
+                    && release.is_some_and(|after| since.elapsed() >= after) =>
+                {
+                    // Its task puts the socket back once hyper has let go of it.
+                    park.request(since);
+                    drop(sender);
+                    continue;
+                }
+                Idle::Live {
+                    ref sender, since, ..
+                } => sender.is_ready() && since.elapsed() < keepalive,
+                Idle::Parked { since, .. } => since.elapsed() < keepalive,
+            };
             // A full queue means requests returned enough connections meanwhile: close this one.
-            if !reusable || queue.push(idle).is_err() {
+            if !keep || queue.push(idle).is_err() {
                 closed += 1;
             }
         }
@@ -178,7 +263,14 @@ impl IdleConns {
 
     /// Reusable connections kept now (an HTTP/2 connection counts as one).
     pub fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, ArrayQueue::len) + usize::from(self.h2.load().is_some())
+        self.queue.as_ref().map_or(0, |q| q.items.len()) + usize::from(self.h2.load().is_some())
+    }
+
+    /// Of those, HTTP/1.1 connections parked as bare sockets.
+    pub fn parked(&self) -> usize {
+        self.queue
+            .as_ref()
+            .map_or(0, |q| q.parked.load(Ordering::Relaxed))
     }
 
     /// True when no connection is kept.
@@ -204,6 +296,7 @@ pub async fn connect(
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         match &proto.tls {
+            None if proto.protocol == Protocol::Http1 => Ok(resume(stream, addr, idle).await?),
             None => handshake(stream, addr, proto.protocol).await,
             Some((connector, name)) => {
                 let name = name
@@ -223,6 +316,30 @@ pub async fn connect(
     Ok(sender)
 }
 
+/// Starts an HTTP/1.1 connection on a plain socket, new or parked, that can be parked again.
+pub async fn resume(
+    stream: TcpStream,
+    addr: SocketAddr,
+    idle: &IdleConns,
+) -> Result<Sender, hyper::Error> {
+    let park = Arc::new(Park::default());
+    let io = TokioIo::new(Parkable {
+        io: Some(stream),
+        park: Arc::clone(&park),
+    });
+    let (sender, conn) = http1::Builder::new().handshake(io).await?;
+    let conn = conn.with_upgrades();
+    let queue = idle.queue.as_ref().map(Arc::downgrade).unwrap_or_default();
+    let parking = Arc::clone(&park);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");
+        }
+        parking.put_back(&queue);
+    });
+    Ok(Sender::H1(sender, Some(park)))
+}
+
 async fn handshake<I>(io: I, addr: SocketAddr, protocol: Protocol) -> Result<Sender, ConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -238,7 +355,7 @@ where
                     tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");
                 }
             });
-            Ok(Sender::H1(sender))
+            Ok(Sender::H1(sender, None))
         }
         Protocol::H2 => {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -264,7 +381,7 @@ impl Release {
     /// Returns `sender` to `backend`'s idle connections when dropped (HTTP/2 needs nothing).
     pub fn new(sender: Sender, backend: &Arc<crate::backend::Backend>) -> Self {
         match sender {
-            Sender::H1(_) => Self(Some((sender, Arc::clone(backend)))),
+            Sender::H1(..) => Self(Some((sender, Arc::clone(backend)))),
             Sender::H2(_) => Self(None),
         }
     }
@@ -283,20 +400,134 @@ impl std::fmt::Debug for Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let Some((Sender::H1(mut sender), backend)) = self.0.take() else {
+        let Some((Sender::H1(mut sender, park), backend)) = self.0.take() else {
             return;
         };
         // Usually the connection is already idle by the time the body is dropped; only when it
         // is not (the client went away mid-body, or hyper has not seen the end yet) does the
         // wait need a task of its own. A connection that closes instead is simply dropped.
         if sender.is_ready() {
-            backend.idle.put(sender);
+            backend.idle.put(sender, park);
         } else if !sender.is_closed() {
             tokio::spawn(async move {
                 if sender.ready().await.is_ok() {
-                    backend.idle.put(sender);
+                    backend.idle.put(sender, park);
                 }
             });
+        }
+    }
+}
+
+/// Whether a parked socket is still open with nothing unread: the backend has neither closed
+/// it nor sent anything (which would be a stray response). Uses the readiness tokio already
+/// has, so a quiet socket costs no system call.
+fn quiet(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Shared by the pool and the task of one parkable connection.
+#[derive(Default)]
+pub struct Park(Mutex<ParkState>);
+
+#[derive(Default)]
+struct ParkState {
+    /// Set when the pool asks for the socket back: the start of the idle period it parks.
+    since: Option<Instant>,
+    /// The socket, once hyper has let go of it.
+    stream: Option<TcpStream>,
+}
+
+impl Park {
+    fn request(&self, since: Instant) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).since = Some(since);
+    }
+
+    /// After the hyper connection ended: a socket handed over for parking goes back into the
+    /// queue (closed instead if the queue is full or gone).
+    fn put_back(&self, queue: &Weak<Queue>) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(stream), Some(since), Some(queue)) =
+            (state.stream.take(), state.since, queue.upgrade())
+        {
+            let _ = queue.push(Idle::Parked { stream, since });
+        }
+    }
+}
+
+/// A plain upstream socket under hyper that, once parking was requested, hands itself over
+/// when hyper shuts the connection down instead of closing.
+struct Parkable {
+    io: Option<TcpStream>,
+    park: Arc<Park>,
+}
+
+fn handed_over() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "socket handed over for parking",
+    )
+}
+
+impl AsyncRead for Parkable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Some(io) => Pin::new(io).poll_read(cx, buf),
+            None => Poll::Ready(Err(handed_over())),
+        }
+    }
+}
+
+impl AsyncWrite for Parkable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Some(io) => Pin::new(io).poll_write(cx, buf),
+            None => Poll::Ready(Err(handed_over())),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Some(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            None => Poll::Ready(Err(handed_over())),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        {
+            let mut state = this.park.0.lock().unwrap_or_else(|e| e.into_inner());
+            if state.since.is_some() {
+                state.stream = this.io.take().or(state.stream.take());
+                return Poll::Ready(Ok(()));
+            }
+        }
+        match &mut this.io {
+            Some(io) => Pin::new(io).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 }

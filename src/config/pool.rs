@@ -56,6 +56,11 @@ pub(super) fn validate_pool(
         &rp.keepalive_timeout,
         Duration::from_secs(60),
     );
+    let idle_release = p.duration_or_zero(
+        &format!("{key}.idle_release"),
+        &rp.idle_release,
+        Duration::from_secs(1),
+    );
     if rp.backend.is_empty() {
         p.add_plain(
             &format!("{key}.backend"),
@@ -183,6 +188,7 @@ pub(super) fn validate_pool(
         response_timeout,
         keepalive_timeout,
         max_idle_per_backend: rp.max_idle_per_backend.unwrap_or(32),
+        idle_release: (!idle_release.is_zero()).then_some(idle_release),
         health,
         passive,
         drain_timeout,

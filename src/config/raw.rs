@@ -74,6 +74,7 @@ pub(super) struct RawPool {
     pub(super) response_timeout: Option<Spanned<String>>,
     pub(super) keepalive_timeout: Option<Spanned<String>>,
     pub(super) max_idle_per_backend: Option<usize>,
+    pub(super) idle_release: Option<Spanned<String>>,
     pub(super) health: Option<Spanned<RawHealth>>,
     pub(super) passive: Option<RawPassive>,
     pub(super) drain_timeout: Option<Spanned<String>>,

@@ -152,6 +152,9 @@ pub struct PoolConfig {
     pub keepalive_timeout: Duration,
     /// Idle upstream connections kept per backend.
     pub max_idle_per_backend: usize,
+    /// Idle time after which a plain HTTP/1.1 upstream connection gives its parser back and
+    /// waits as a bare socket (`None`: never).
+    pub idle_release: Option<Duration>,
     /// Active health checks, if configured.
     pub health: Option<HealthConfig>,
     /// Passive ejection on failures seen in real traffic.

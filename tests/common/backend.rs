@@ -59,6 +59,8 @@ struct Shared {
     status: AtomicU16,
     requests: AtomicU64,
     health_checks: AtomicU64,
+    /// TCP connections accepted.
+    connections: AtomicU64,
     /// What `/healthz` answers.
     health: AtomicU16,
     /// Bumped by `release_holds`; each `/hold` body waits for it to move past its start value.
@@ -87,6 +89,7 @@ impl TestBackend {
             status: AtomicU16::new(0),
             requests: AtomicU64::new(0),
             health_checks: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             health: AtomicU16::new(200),
             holds: watch::channel(0).0,
         });
@@ -101,6 +104,7 @@ impl TestBackend {
                         continue;
                     }
                 };
+                accept_shared.connections.fetch_add(1, Ordering::Relaxed);
                 let shared = accept_shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(shared.clone(), req));
@@ -117,6 +121,11 @@ impl TestBackend {
             shared,
             accept_loop,
         }
+    }
+
+    /// How many TCP connections this backend has accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     /// How many requests this backend has received so far (counted on arrival), `/healthz`

@@ -1,0 +1,193 @@
+//! Idle upstream connections are parked as bare sockets after the pool's `idle_release`, and
+//! reused without reconnecting; a parked socket the backend closed or wrote to is never used
+//! for a request (tether checks it when taking it, and hyper reads before it writes).
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::admin::count;
+use common::{Admin, Http1, TestBackend, Tether};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn config(backend_addr: std::net::SocketAddr, pool_extra: &str) -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "app"
+
+[pool.app]
+balance = "round_robin"
+{pool_extra}
+
+[[pool.app.backend]]
+id = "app-1"
+addr = "{backend_addr}"
+"#
+    )
+}
+
+/// Polls `/status` until backend app-1's `field` equals `want`.
+async fn wait_count(admin: &Admin, field: &str, want: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = count(&admin.expect_backend("app", "app-1").await, field);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{field} is {now}, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting() {
+    let backend = TestBackend::start("app-1").await;
+    let tether = Tether::start(&config(backend.addr, "idle_release = \"100ms\"")).await;
+    let admin = Admin::new(tether.addr("admin"));
+    let client = Http1::new(tether.addr("web"));
+
+    for round in 0..3 {
+        let reply = client.post("/echo", format!("round {round}")).await;
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.text());
+        assert!(
+            reply.text().contains("body-length 7"),
+            "the backend got the whole body: {}",
+            reply.text()
+        );
+        // Idle past idle_release: the connection is parked, still counted as idle.
+        wait_count(&admin, "parked_connections", 1, Duration::from_secs(3)).await;
+        wait_count(&admin, "idle_connections", 1, Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        backend.connections(),
+        1,
+        "every request went over the one parked and resumed TCP connection"
+    );
+    assert_eq!(backend.requests(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_idle_release_off_nothing_is_parked() {
+    let backend = TestBackend::start("app-1").await;
+    let tether = Tether::start(&config(backend.addr, "idle_release = \"0s\"")).await;
+    let admin = Admin::new(tether.addr("admin"));
+    let client = Http1::new(tether.addr("web"));
+
+    assert_eq!(client.get("/").await.status, 200);
+    wait_count(&admin, "idle_connections", 1, Duration::from_secs(2)).await;
+    // Several maintenance ticks (200 ms each) pass; the connection stays live.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = admin.expect_backend("app", "app-1").await;
+    assert_eq!(count(&status, "parked_connections"), 0);
+    assert_eq!(count(&status, "idle_connections"), 1);
+    assert_eq!(client.get("/").await.status, 200);
+    assert_eq!(backend.connections(), 1);
+}
+
+/// What the backend does with a connection some time after answering its one request.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Closes it.
+    Close,
+    /// Writes an unsolicited 408 (as some servers do before an idle close) and keeps it open.
+    Stray408,
+}
+
+/// A backend that answers one request per connection with keep-alive, then, `after` later,
+/// does `then`; counts connections and those it has acted on.
+async fn one_shot_backend(
+    after: Duration,
+    then: Then,
+) -> (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (accepted, closed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (a, c) = (Arc::clone(&accepted), Arc::clone(&closed));
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "served";
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+                tokio::time::sleep(after).await;
+                match then {
+                    Then::Close => drop::<TcpStream>(conn),
+                    Then::Stray408 => {
+                        let stray =
+                            "HTTP/1.1 408 Request Timeout\r\ncontent-length: 5\r\n\r\nstray";
+                        let _ = conn.write_all(stray.as_bytes()).await;
+                        c.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, accepted, closed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_connection_the_backend_closed_is_not_used() {
+    parked_connection_is_not_used_after(Then::Close).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_connection_the_backend_wrote_to_is_not_used() {
+    parked_connection_is_not_used_after(Then::Stray408).await;
+}
+
+async fn parked_connection_is_not_used_after(then: Then) {
+    let (addr, accepted, closed) = one_shot_backend(Duration::from_millis(600), then).await;
+    // Requests are not replayed: a request sent on a dead socket would come back as 502.
+    let pool = "idle_release = \"100ms\"\nretry_idempotent = false";
+    let tether = Tether::start(&config(addr, pool)).await;
+    let admin = Admin::new(tether.addr("admin"));
+    let client = Http1::new(tether.addr("web"));
+
+    assert_eq!(client.get("/").await.text(), "served");
+    wait_count(&admin, "parked_connections", 1, Duration::from_secs(3)).await;
+    // The backend closes the parked connection (or writes to it); tether does not notice
+    // until it takes it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while closed.load(Ordering::SeqCst) < 1 {
+        assert!(Instant::now() < deadline, "the backend never acted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await; // let the bytes arrive
+
+    let reply = client.post("/", "after the close").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "served");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "a new connection was opened"
+    );
+}
