@@ -443,6 +443,29 @@ weight = 2
     }
 
     #[test]
+    fn pool_idle_release_defaults_to_a_second_and_zero_turns_it_off() {
+        let pool = |extra: &str| {
+            GOOD.replace(
+                "balance = \"least_conn\"",
+                &format!("balance = \"least_conn\"\n{extra}"),
+            )
+        };
+        let cfg = parse(GOOD).expect("good config");
+        assert_eq!(cfg.pools["app"].idle_release, Some(Duration::from_secs(1)));
+        let cfg = parse(&pool("idle_release = \"0s\"")).expect("zero is allowed");
+        assert_eq!(cfg.pools["app"].idle_release, None);
+        let cfg = parse(&pool("idle_release = \"250ms\"")).expect("good config");
+        assert_eq!(
+            cfg.pools["app"].idle_release,
+            Some(Duration::from_millis(250))
+        );
+        let err = parse(&pool("idle_release = \"later\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pool.app.idle_release"), "{err}");
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
         let err = parse("[[listener]\nname = 1").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
