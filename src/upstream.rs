@@ -4,24 +4,22 @@
 //! tether manages upstream connections itself instead of using a pooled client so that the
 //! proxy can tell the two failures apart that matter for retries: "could not connect" (the
 //! request was never sent: safe to retry on another backend for any method) and "sent, then
-//! failed" (not retried). HTTP/1.1 connections wait in a lock-free bounded queue; an HTTP/2
-//! connection is shared by all requests to its backend (a multiplexed sender behind an
-//! `ArcSwapOption`). Neither takes a lock.
+//! failed" (not retried). HTTP/1.1 connections wait in a bounded stack behind a mutex held for
+//! a push or a pop (most recently used first, see [`Queue`]); an HTTP/2 connection is shared
+//! by all requests to its backend (a multiplexed sender behind an `ArcSwapOption`).
 //!
 //! A plain HTTP/1.1 connection idle for the pool's `idle_release` is parked: its hyper
-//! connection (parser, read and write buffers, task: about 17 KiB) ends and hands the socket
+//! connection (parser, read and write buffers, task: about 18 KiB of RSS) ends and hands the socket
 //! back, and the queue keeps the bare socket. Taking a parked socket starts a new hyper
 //! connection on it, after checking that the backend has not closed or written to it.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
@@ -127,28 +125,36 @@ pub enum Reuse {
     Parked(TcpStream),
 }
 
-/// The bounded queue of idle connections, counting the parked ones.
+/// The idle connections of one backend, a bounded stack: the most recently returned one is
+/// reused first, so that after a burst a small hot set serves the steady load and the rest stay
+/// idle long enough to be parked, then closed, instead of every connection being kept warm in
+/// turn. Parked sockets sit at the bottom, below every live connection. A mutex, held for a
+/// push or a pop and never across an await: uncontended in a current-thread runtime.
 struct Queue {
-    items: ArrayQueue<Idle>,
-    parked: AtomicUsize,
+    items: Mutex<Vec<Idle>>,
+    max: usize,
 }
 
 impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `idle` (a live one on top, a parked one at the bottom); when full, gives it back.
     fn push(&self, idle: Idle) -> Result<(), Idle> {
-        let parked = matches!(idle, Idle::Parked { .. });
-        self.items.push(idle)?;
-        if parked {
-            self.parked.fetch_add(1, Ordering::Relaxed);
+        let mut items = self.lock();
+        if items.len() >= self.max {
+            return Err(idle);
+        }
+        match idle {
+            Idle::Live { .. } => items.push(idle),
+            Idle::Parked { .. } => items.insert(0, idle),
         }
         Ok(())
     }
 
     fn pop(&self) -> Option<Idle> {
-        let idle = self.items.pop()?;
-        if let Idle::Parked { .. } = idle {
-            self.parked.fetch_sub(1, Ordering::Relaxed);
-        }
-        Some(idle)
+        self.lock().pop()
     }
 }
 
@@ -173,8 +179,8 @@ impl IdleConns {
         Self {
             queue: (max > 0).then(|| {
                 Arc::new(Queue {
-                    items: ArrayQueue::new(max),
-                    parked: AtomicUsize::new(0),
+                    items: Mutex::new(Vec::with_capacity(max.min(64))),
+                    max,
                 })
             }),
             h2: ArcSwapOption::empty(),
@@ -229,48 +235,53 @@ impl IdleConns {
         let Some(queue) = &self.queue else {
             return 0;
         };
-        let mut closed = 0;
-        // One pass in queue order: the ones still reusable go back to the end, so the order
-        // (oldest returned first) is kept.
-        for _ in 0..queue.items.len() {
-            let Some(idle) = queue.pop() else { break };
-            let keep = match idle {
-                Idle::Live {
-                    sender,
-                    park: Some(park),
-                    since,
-                } if sender.is_ready()
-                    && since.elapsed() < keepalive
-                    && release.is_some_and(|after| since.elapsed() >= after) =>
-                {
-                    // Its task puts the socket back once hyper has let go of it.
-                    park.request(since);
-                    drop(sender);
-                    continue;
+        // Sorted under the lock, in stack order; closed and parked after it is released.
+        let (mut closing, mut parking) = (Vec::new(), Vec::new());
+        {
+            let mut items = queue.lock();
+            let mut kept = Vec::with_capacity(items.len());
+            for idle in items.drain(..) {
+                match idle {
+                    Idle::Live {
+                        sender,
+                        park: Some(park),
+                        since,
+                    } if sender.is_ready()
+                        && since.elapsed() < keepalive
+                        && release.is_some_and(|after| since.elapsed() >= after) =>
+                    {
+                        parking.push((sender, park, since));
+                    }
+                    Idle::Live {
+                        ref sender, since, ..
+                    } if sender.is_ready() && since.elapsed() < keepalive => kept.push(idle),
+                    Idle::Parked { since, .. } if since.elapsed() < keepalive => kept.push(idle),
+                    _ => closing.push(idle),
                 }
-                Idle::Live {
-                    ref sender, since, ..
-                } => sender.is_ready() && since.elapsed() < keepalive,
-                Idle::Parked { since, .. } => since.elapsed() < keepalive,
-            };
-            // A full queue means requests returned enough connections meanwhile: close this one.
-            if !keep || queue.push(idle).is_err() {
-                closed += 1;
             }
+            *items = kept;
         }
-        closed
+        for (sender, park, since) in parking {
+            // Its task puts the socket back once hyper has let go of it.
+            park.request(since);
+            drop(sender);
+        }
+        closing.len()
     }
 
     /// Reusable connections kept now (an HTTP/2 connection counts as one).
     pub fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| q.items.len()) + usize::from(self.h2.load().is_some())
+        self.queue.as_ref().map_or(0, |q| q.lock().len()) + usize::from(self.h2.load().is_some())
     }
 
     /// Of those, HTTP/1.1 connections parked as bare sockets.
     pub fn parked(&self) -> usize {
-        self.queue
-            .as_ref()
-            .map_or(0, |q| q.parked.load(Ordering::Relaxed))
+        self.queue.as_ref().map_or(0, |q| {
+            q.lock()
+                .iter()
+                .filter(|idle| matches!(idle, Idle::Parked { .. }))
+                .count()
+        })
     }
 
     /// True when no connection is kept.

@@ -90,6 +90,9 @@ print(json.dumps({"proxy": proxy, "metric": f"r{rate}_errors", "value": raw["err
 print(json.dumps({"proxy": proxy, "metric": f"r{rate}_lag_p99_ms", "value": raw["send_lag_ms"]["p99"]}))
 PY
         done
+        # Settle before the baseline, the same wait for every proxy: tether parks its idle
+        # backend connections after 1 s and its allocator returns freed pages about 1 s later.
+        sleep 3
         echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_idle_kib\",\"value\":$(rss_kib "$pid")}" >> "$RESULTS"
         # serial first: the client connections' own cost, with one or two backend connections;
         # then burst: every request in flight at once, so backend connections are opened too.
