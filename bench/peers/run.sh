@@ -11,7 +11,7 @@
 #   - fixed rates (5k and 15k req/s): `tether-bench rate`, latency from the intended send time
 #     (p50/p99/p99.9) and CPU per request at that rate;
 #   - memory: RSS idle, and the growth with 1000 idle keep-alive client connections (each served
-#     one request, then idle for 2 s before the reading), opened one after another (`serial`:
+#     one request, then read after 2 s and after 5 s idle), opened one after another (`serial`:
 #     the client connections' own cost) and all at once (`burst`: the proxy also opens backend
 #     connections for the requests in flight, and keeps some of them).
 # It reports; it never fails on the numbers.
@@ -100,10 +100,15 @@ PY
             idle=$(rss_kib "$pid")
             coproc HOLD { taskset -c 1 python3 bench/peers/hold.py 127.0.0.1 "$port" 1000 "$mode"; }
             read -r _ <&"${HOLD[0]}"
-            sleep 2  # idle for longer than tether's idle_release (1 s), the same wait for every proxy
-            held=$(rss_kib "$pid")
+            # Read after 2 s idle (past tether's idle_release of 1 s) and again after 5 s (past
+            # its allocator's one-second decay too), the same waits for every proxy.
+            sleep 2
+            held2=$(rss_kib "$pid")
+            sleep 3
+            held5=$(rss_kib "$pid")
             echo >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
-            echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_per_conn_${mode}_kib\",\"value\":$(awk -v h="$held" -v i="$idle" 'BEGIN { printf "%.3f", (h - i) / 1000 }')}" >> "$RESULTS"
+            echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_per_conn_${mode}_kib\",\"value\":$(awk -v h="$held2" -v i="$idle" 'BEGIN { printf "%.3f", (h - i) / 1000 }')}" >> "$RESULTS"
+            echo "{\"proxy\":\"$proxy\",\"metric\":\"rss_per_conn_${mode}_5s_kib\",\"value\":$(awk -v h="$held5" -v i="$idle" 'BEGIN { printf "%.3f", (h - i) / 1000 }')}" >> "$RESULTS"
             sleep 2  # the connections are closed; let the proxy settle before the next reading
         done
     done
