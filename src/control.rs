@@ -388,8 +388,7 @@ impl Control {
 
 /// Every 200 ms: log state transitions (drain finished, health flips via passive ejection),
 /// close idle upstream connections older than the pool's `keepalive_timeout` (and park those
-/// idle for its `idle_release`), and drop
-/// backends that finished draining after removal.
+/// idle for its `idle_release`), and drop backends that finished draining after removal.
 async fn maintenance(control: std::sync::Weak<Control>) {
     let mut seen: HashMap<(String, Arc<str>, SocketAddr), State> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));

@@ -9,8 +9,8 @@
 //! by all requests to its backend (a multiplexed sender behind an `ArcSwapOption`).
 //!
 //! A plain HTTP/1.1 connection idle for the pool's `idle_release` is parked: its hyper
-//! connection (parser, read and write buffers, task: about 18 KiB of RSS) ends and hands the socket
-//! back, and the queue keeps the bare socket. Taking a parked socket starts a new hyper
+//! connection (parser, read and write buffers, task: about 18 KiB of RSS) ends and hands the
+//! socket back, and the stack keeps the bare socket. Taking a parked socket starts a new hyper
 //! connection on it, after checking that the backend has not closed or written to it.
 
 use std::net::SocketAddr;
