@@ -428,7 +428,7 @@ async fn attempt(
         }
     }
     // Boxed: opening a connection (TLS and HTTP/2 handshakes) takes a 6.8 KB future, which
-    // inline would size every request's future, and every move of it, for a path most
+    // inline would size every request's future (10 KB instead of 4.8) for a path most
     // requests never take.
     match Box::pin(upstream::connect(
         backend.addr,

@@ -128,7 +128,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         let tls = tls.as_ref().map(|t| t.load_full());
         let proxy_protocol = cfg.proxy_protocol;
         let per_ip = Arc::clone(&per_ip);
-        // The task's future is most of an idle connection's memory, so it is kept small: the
+        // The task is the largest part of an idle connection's memory, so it is kept small: the
         // guards and `env` are used where they were captured rather than moved on, since every
         // move into a callee's future would keep a second copy for the connection's life.
         tokio::spawn(async move {

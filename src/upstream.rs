@@ -230,10 +230,9 @@ impl IdleConns {
     /// Closes the HTTP/1.1 connections that have been idle for `keepalive` or that the backend
     /// closed, so that a burst's extra connections do not stay open until a request happens
     /// to come by, and parks the plain ones idle for `release` (see the module notes).
-    /// Returns how many were closed.
-    pub fn expire(&self, keepalive: Duration, release: Option<Duration>) -> usize {
+    pub fn expire(&self, keepalive: Duration, release: Option<Duration>) {
         let Some(queue) = &self.queue else {
-            return 0;
+            return;
         };
         // Sorted under the lock, in stack order; closed and parked after it is released.
         let (mut closing, mut parking) = (Vec::new(), Vec::new());
@@ -266,7 +265,7 @@ impl IdleConns {
             park.request(since);
             drop(sender);
         }
-        closing.len()
+        drop(closing);
     }
 
     /// Reusable connections kept now (an HTTP/2 connection counts as one).
@@ -334,45 +333,48 @@ pub async fn resume(
     idle: &IdleConns,
 ) -> Result<Sender, hyper::Error> {
     let park = Arc::new(Park::default());
-    let io = TokioIo::new(Parkable {
+    let io = Parkable {
         io: Some(stream),
         park: Arc::clone(&park),
-    });
-    let (sender, conn) = http1::Builder::new().handshake(io).await?;
-    let conn = conn.with_upgrades();
+    };
     let queue = idle.queue.as_ref().map(Arc::downgrade).unwrap_or_default();
     let parking = Arc::clone(&park);
+    let sender = start_h1(io, addr, move || parking.put_back(&queue)).await?;
+    Ok(Sender::H1(sender, Some(park)))
+}
+
+/// Starts an HTTP/1.1 connection on `io`; its task calls `ended` once the connection is over.
+async fn start_h1<I>(
+    io: I,
+    addr: SocketAddr,
+    ended: impl FnOnce() + Send + 'static,
+) -> Result<http1::SendRequest<ClientBody>, hyper::Error>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
+    // Upgrades (WebSocket) hand the connection over to a tunnel instead of closing it.
+    let conn = conn.with_upgrades();
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");
         }
-        parking.put_back(&queue);
+        ended();
     });
-    Ok(Sender::H1(sender, Some(park)))
+    Ok(sender)
 }
 
 async fn handshake<I>(io: I, addr: SocketAddr, protocol: Protocol) -> Result<Sender, ConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
     match protocol {
-        Protocol::Http1 => {
-            let (sender, conn) = http1::Builder::new().handshake(io).await?;
-            // Upgrades (WebSocket) hand the connection over to a tunnel instead of closing it.
-            let conn = conn.with_upgrades();
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(backend.addr = %addr, error = %e, "upstream connection ended");
-                }
-            });
-            Ok(Sender::H1(sender, None))
-        }
+        Protocol::Http1 => Ok(Sender::H1(start_h1(io, addr, || {}).await?, None)),
         Protocol::H2 => {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Duration::from_secs(20))
-                .handshake(io)
+                .handshake(TokioIo::new(io))
                 .await?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

@@ -4,7 +4,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::admin::count;
 use common::{Admin, Http1, RawConn, TestBackend, Tether};
 
 fn config(backend: &TestBackend, listener_extra: &str, pool_extra: &str) -> String {
@@ -152,12 +151,7 @@ async fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
     let tether = Tether::start(&config).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
-    let idle_now = || async {
-        count(
-            &admin.expect_backend("app", "app-1").await,
-            "idle_connections",
-        )
-    };
+    let idle = "idle_connections";
 
     // Four requests at once: tether opens four upstream connections and keeps them idle.
     let burst: Vec<_> = (0..4)
@@ -170,26 +164,14 @@ async fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
         assert_eq!(request.await.expect("request task"), 200);
     }
     // Each is given back when its response body is finished, just after the client read it.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while idle_now().await != 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the burst's connections were not kept for reuse"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let kept = Instant::now();
+    admin
+        .wait_count("app", "app-1", idle, 4, Duration::from_secs(2))
+        .await;
 
     // With no request coming by, they are closed once idle for keepalive_timeout.
-    let deadline = kept + Duration::from_secs(5);
-    while idle_now().await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "idle upstream connections still open 5 s after a 700 ms keepalive_timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let closed = kept.elapsed();
+    let closed = admin
+        .wait_count("app", "app-1", idle, 0, Duration::from_secs(5))
+        .await;
     assert!(
         closed >= Duration::from_millis(500),
         "closed after {closed:?}, before keepalive_timeout"
@@ -197,12 +179,7 @@ async fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
 
     // The next request opens a fresh connection, which is kept in turn.
     assert_eq!(client.get("/").await.status, 200);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while idle_now().await != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the fresh connection was not kept"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    admin
+        .wait_count("app", "app-1", idle, 1, Duration::from_secs(2))
+        .await;
 }

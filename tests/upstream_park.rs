@@ -9,47 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::admin::count;
-use common::{Admin, Http1, TestBackend, Tether};
+use common::{affinity, Admin, Http1, TestBackend, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn config(backend_addr: std::net::SocketAddr, pool_extra: &str) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-{pool_extra}
-
-[[pool.app.backend]]
-id = "app-1"
-addr = "{backend_addr}"
-"#
-    )
+/// Pool `app` with one backend `app-1` at `addr`, the TOML lines in `pool`, and an admin
+/// listener.
+fn config(addr: std::net::SocketAddr, pool: &str) -> String {
+    affinity::config(pool, None, &[("app-1", addr)])
 }
 
-/// Polls `/status` until backend app-1's `field` equals `want`.
-async fn wait_count(admin: &Admin, field: &str, want: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = count(&admin.expect_backend("app", "app-1").await, field);
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{field} is {now}, not {want}, after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+const PARKED: &str = "parked_connections";
+const IDLE: &str = "idle_connections";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting() {
@@ -67,8 +38,12 @@ async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting()
             reply.text()
         );
         // Idle past idle_release: the connection is parked, still counted as idle.
-        wait_count(&admin, "parked_connections", 1, Duration::from_secs(3)).await;
-        wait_count(&admin, "idle_connections", 1, Duration::from_secs(1)).await;
+        admin
+            .wait_count("app", "app-1", PARKED, 1, Duration::from_secs(3))
+            .await;
+        admin
+            .wait_count("app", "app-1", IDLE, 1, Duration::from_secs(1))
+            .await;
     }
     assert_eq!(
         backend.connections(),
@@ -86,12 +61,14 @@ async fn with_idle_release_off_nothing_is_parked() {
     let client = Http1::new(tether.addr("web"));
 
     assert_eq!(client.get("/").await.status, 200);
-    wait_count(&admin, "idle_connections", 1, Duration::from_secs(2)).await;
+    admin
+        .wait_count("app", "app-1", IDLE, 1, Duration::from_secs(2))
+        .await;
     // Several maintenance ticks (200 ms each) pass; the connection stays live.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let status = admin.expect_backend("app", "app-1").await;
-    assert_eq!(count(&status, "parked_connections"), 0);
-    assert_eq!(count(&status, "idle_connections"), 1);
+    assert_eq!(count(&status, PARKED), 0);
+    assert_eq!(count(&status, IDLE), 1);
     assert_eq!(client.get("/").await.status, 200);
     assert_eq!(backend.connections(), 1);
 }
@@ -172,7 +149,9 @@ async fn parked_connection_is_not_used_after(then: Then) {
     let client = Http1::new(tether.addr("web"));
 
     assert_eq!(client.get("/").await.text(), "served");
-    wait_count(&admin, "parked_connections", 1, Duration::from_secs(3)).await;
+    admin
+        .wait_count("app", "app-1", PARKED, 1, Duration::from_secs(3))
+        .await;
     // The backend closes the parked connection (or writes to it); tether does not notice
     // until it takes it.
     let deadline = Instant::now() + Duration::from_secs(3);

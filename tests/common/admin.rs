@@ -138,6 +138,29 @@ impl Admin {
         }
     }
 
+    /// Polls `/status` until backend `id`'s numeric `field` equals `want`; returns how long
+    /// that took.
+    pub async fn wait_count(
+        &self,
+        pool: &str,
+        id: &str,
+        field: &str,
+        want: u64,
+        within: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let now = count(&self.expect_backend(pool, id).await, field);
+            if now == want {
+                return start.elapsed();
+            }
+            if start.elapsed() > within {
+                panic!("{pool}/{id}: {field} is {now}, not {want}, after {within:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Polls `/status` until backend `id` is no longer listed in `pool`; returns how long that
     /// took, and every state it was seen in on the way (deduplicated, in order).
     pub async fn wait_gone(
