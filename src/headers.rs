@@ -1,9 +1,9 @@
 //! Header rewriting between client and backend: hop-by-hop removal and forwarding headers.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the
 /// non-standard ones that clients and old proxies still send.
@@ -25,21 +25,59 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// `X-Forwarded-Host`.
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Which of `names` (at most 16) occur in `headers`, as a bit mask in their order. One pass over
+/// the map's names without hashing; a length check first, so a name of another length costs no
+/// string comparison.
+fn present(headers: &HeaderMap, names: &[&str]) -> u16 {
+    let mut found = 0u16;
+    for key in headers.keys() {
+        let key = key.as_str();
+        for (i, name) in names.iter().enumerate() {
+            if name.len() == key.len() && *name == key {
+                found |= 1 << i;
+            }
+        }
+    }
+    found
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none of them: one pass over the names, without hashing, says so.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // Most messages carry none of them, and a backend's response usually carries only
+    // `Connection: keep-alive`, which then costs one removal.
+    let found = present(headers, &HOP_BY_HOP.each_ref().map(HeaderName::as_str));
+    if found == 0 {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
+    // `Connection` is HOP_BY_HOP[0]. The names it lists that are not hop-by-hop already
+    // (`close` and `keep-alive` are the usual tokens) are parsed and removed too.
+    if found & 1 != 0 {
+        let named: SmallVec<[HeaderName; 2]> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter(|v| {
+                !v.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+                    && !v.as_bytes().eq_ignore_ascii_case(b"close")
+            })
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| token.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -67,12 +105,16 @@ pub fn set_forwarded(
         &FORWARDED,
         &EXPLAIN,
     ];
-    if !trusted_peer && headers.keys().any(|name| claims.contains(&name)) {
-        for name in claims {
-            headers.remove(name);
+    if !trusted_peer {
+        let found = present(headers, &claims.map(HeaderName::as_str));
+        for (i, name) in claims.into_iter().enumerate() {
+            if found & (1 << i) != 0 {
+                headers.remove(name);
+            }
         }
     }
-    let mut xff = String::new();
+    // Built on the stack and copied once into the header value; prior hops first.
+    let mut xff: SmallVec<[u8; 48]> = SmallVec::new();
     for prior in headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -80,11 +122,11 @@ pub fn set_forwarded(
         .map(str::trim)
         .filter(|v| !v.is_empty())
     {
-        xff.push_str(prior);
-        xff.push_str(", ");
+        xff.extend_from_slice(prior.as_bytes());
+        xff.extend_from_slice(b", ");
     }
-    let _ = write!(xff, "{client}");
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    push_ip(&mut xff, client);
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers
@@ -94,6 +136,28 @@ pub fn set_forwarded(
         headers
             .entry(X_FORWARDED_HOST.clone())
             .or_insert_with(|| host.clone());
+    }
+}
+
+/// Appends an address as text. IPv4, the common case on every proxied request, is written
+/// digit by digit: `Display` through `fmt` cost more than the rest of the forwarding headers.
+fn push_ip(out: &mut SmallVec<[u8; 48]>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
     }
 }
 
@@ -159,5 +223,37 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 127.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+    }
+
+    #[test]
+    fn connection_tokens_in_any_case_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Close, Keep-Alive,X-Trace , UPGRADE"),
+        );
+        h.insert("x-trace", HeaderValue::from_static("1"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = SmallVec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), ip.to_string());
+        }
     }
 }

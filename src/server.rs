@@ -39,8 +39,13 @@ impl Protocols {
         // The read buffer cannot grow past the largest allowed head; hyper answers 431 when a
         // head does not fit. hyper requires at least 8 KiB here, which config validation
         // enforces. Head and idle deadlines are TimedIo's, not hyper's.
+        // Without writev, hyper copies a response's body behind its head and writes both with
+        // one `send`: the kernel's `writev` path cost more per response (perf: 4% of the CPU
+        // against 1% for `send`) than copying a body chunk. The copy buffer is bounded by the
+        // same limit as the read buffer.
         h1.timer(TokioTimer::new())
             .header_read_timeout(None)
+            .writev(false)
             .max_buf_size(cfg.max_header_size.max(8192));
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())

@@ -343,6 +343,11 @@ pub async fn resume(
     Ok(Sender::H1(sender, Some(park)))
 }
 
+/// Largest response head accepted from an HTTP/1.1 backend (a larger one is answered 502), and
+/// the most a backend connection buffers in either direction. HAProxy's whole buffer is 16 KiB
+/// by default and nginx's `proxy_buffer_size` 4-8 KiB.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// Starts an HTTP/1.1 connection on `io`; its task calls `ended` once the connection is over.
 async fn start_h1<I>(
     io: I,
@@ -352,7 +357,14 @@ async fn start_h1<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
+    // One `send` per message rather than `writev`, as on the client side (see
+    // `server::Protocols`); the buffer that requests and their bodies are copied into is bounded
+    // by the same limit as a response head.
+    let (sender, conn) = http1::Builder::new()
+        .writev(false)
+        .max_buf_size(MAX_RESPONSE_HEAD)
+        .handshake(TokioIo::new(io))
+        .await?;
     // Upgrades (WebSocket) hand the connection over to a tunnel instead of closing it.
     let conn = conn.with_upgrades();
     tokio::spawn(async move {

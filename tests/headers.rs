@@ -70,6 +70,24 @@ async fn a_request_head_over_max_header_size_gets_431_and_tether_keeps_serving()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backend_response_head_over_64_kib_gets_502_and_the_pool_keeps_serving() {
+    let backend = TestBackend::start("app-1").await;
+    let tether = Tether::start(&config(&backend)).await;
+    let client = Http1::new(tether.addr("web"));
+
+    let near = client.get(&format!("/bighead?bytes={}", 60 * 1024)).await;
+    assert_eq!(near.status, 200);
+    assert_eq!(
+        near.headers.get("x-filler").map(|v| v.len()),
+        Some(60 * 1024),
+        "a 60 KiB response head passes whole"
+    );
+    let over = client.get(&format!("/bighead?bytes={}", 70 * 1024)).await;
+    assert_eq!(over.status, 502);
+    assert_eq!(client.get("/").await.text(), "app-1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn x_forwarded_headers_are_added_and_host_is_preserved() {
     let backend = TestBackend::start("app-1").await;
     // The client is a trusted proxy here, so its X-Forwarded-For is extended, not replaced.

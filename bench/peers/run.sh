@@ -3,7 +3,8 @@
 #
 # Method: two identical nginx backends (one worker) and the load generators share core 1; each
 # proxy runs with one worker/thread pinned to core 0, all three with equivalent settings (round
-# robin over the same two backends, keep-alive upstream, no access log). Runs are interleaved
+# robin over the same two backends, keep-alive upstream, no access log, the same three
+# X-Forwarded-* headers added to each request). Runs are interleaved
 # (tether, haproxy, nginx, tether, ...) and each figure is the median of the repeats, with the
 # min-max range. Metrics per proxy:
 #   - saturation: wrk -t1 -c64 for DURATION seconds: requests/s and the proxy's CPU time per
