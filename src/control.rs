@@ -23,6 +23,7 @@ use crate::pool::Routes;
 use crate::proxy::Shared;
 use crate::server::{self, ListenerEnv};
 use crate::stats::ListenerStats;
+use crate::workers::Workers;
 
 /// Why an admin or reload request was refused; nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +68,17 @@ pub struct Control {
     listener_stats: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
     health_tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     drain_tx: watch::Sender<bool>,
+    workers: Arc<Workers>,
 }
 
 impl Control {
     /// Builds the routing state for `config` and binds its listeners; fails without serving
     /// anything if any address cannot be bound.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+        // Before the routing state: each backend keeps one idle stack per worker.
+        let workers = Workers::start(config.runtime.threads)
+            .map_err(|e| anyhow::anyhow!("cannot start worker threads: {e}"))?;
+        tracing::info!(threads = workers.len(), "workers started");
         let shared = Arc::new(Shared {
             routes: ArcSwap::from_pointee(Routes::build(&config, None)),
         });
@@ -85,6 +91,7 @@ impl Control {
             listener_stats: Mutex::default(),
             health_tasks: Mutex::default(),
             drain_tx: watch::channel(false).0,
+            workers,
         });
         let mut bound = Vec::new();
         for l in &config.listeners {
@@ -131,6 +138,7 @@ impl Control {
             stop: stop_rx,
             drain: self.drain_tx.subscribe(),
             tls: tls.clone(),
+            workers: Arc::clone(&self.workers),
         };
         let task = tokio::spawn(server::serve(tcp, cfg.clone(), env));
         inner.listeners.insert(
@@ -164,6 +172,9 @@ impl Control {
         let running = self.shared.routes.load().config.clone();
         if new.admin != running.admin {
             tracing::warn!("[admin] changes take effect at the next restart");
+        }
+        if new.runtime.threads != running.runtime.threads {
+            tracing::warn!("runtime.threads changes take effect at the next restart");
         }
         // Load certificates and bind new addresses first: if one fails, nothing has changed yet.
         let mut acceptors = HashMap::new();

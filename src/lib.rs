@@ -28,3 +28,4 @@ pub mod timed_io;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;
+pub mod workers;

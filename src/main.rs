@@ -103,18 +103,14 @@ fn init_tracing() {
 
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
-    // One thread: a current-thread runtime, which skips the work-stealing scheduler's
-    // cross-thread bookkeeping on every wake-up (measured in bench/RESULTS.md).
-    let mut rt = if config.runtime.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut rt = tokio::runtime::Builder::new_multi_thread();
-        if config.runtime.threads > 0 {
-            rt.worker_threads(config.runtime.threads);
-        }
-        rt
-    };
-    rt.enable_all().build()?.block_on(serve(path, config))
+    // The control plane runs on this thread's runtime; with `threads = 1` it serves the
+    // connections too, otherwise `Control::start` starts one current-thread runtime per worker
+    // thread (see `tether::workers`): no work-stealing scheduler's cross-thread bookkeeping on
+    // any wake-up (measured in bench/RESULTS.md).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(path, config))
 }
 
 async fn serve(path: &Path, config: Config) -> anyhow::Result<()> {

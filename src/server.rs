@@ -26,6 +26,7 @@ use crate::proxy::{self, ListenerCtx, Shared};
 use crate::proxy_protocol;
 use crate::stats::{ListenerStats, OpenConnection};
 pub use crate::timed_io::{Activity, Busy, TimedIo};
+use crate::workers::Workers;
 
 /// hyper's HTTP/1.1 and HTTP/2 connection settings for one listener's limits.
 struct Protocols {
@@ -68,6 +69,8 @@ pub struct ListenerEnv {
     pub drain: watch::Receiver<bool>,
     /// The TLS acceptor, swapped on reload; `None` for plain HTTP.
     pub tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
+    /// The threads that serve accepted connections.
+    pub workers: Arc<Workers>,
 }
 
 /// Settings and shared handles for every connection of a listener.
@@ -90,6 +93,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         mut stop,
         drain,
         tls,
+        workers,
     } = env;
     let conn_env = Arc::new(ConnEnv {
         shared,
@@ -115,7 +119,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
             permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
             _ = stopped(&mut stop) => break,
         };
-        let (mut stream, mut peer) = tokio::select! {
+        let (stream, mut peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -136,7 +140,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         // The task is the largest part of an idle connection's memory, so it is kept small: the
         // guards and `env` are used where they were captured rather than moved on, since every
         // move into a callee's future would keep a second copy for the connection's life.
-        tokio::spawn(async move {
+        workers.spawn(stream, move |mut stream| async move {
             if proxy_protocol {
                 match proxy_protocol::read(&mut stream, env.header_timeout).await {
                     Ok(proxy_protocol::Header::Proxied { source, .. }) => peer = source,

@@ -4,9 +4,11 @@
 //! tether manages upstream connections itself instead of using a pooled client so that the
 //! proxy can tell the two failures apart that matter for retries: "could not connect" (the
 //! request was never sent: safe to retry on another backend for any method) and "sent, then
-//! failed" (not retried). HTTP/1.1 connections wait in a bounded stack behind a mutex held for
-//! a push or a pop (most recently used first, see [`Queue`]); an HTTP/2 connection is shared
-//! by all requests to its backend (a multiplexed sender behind an `ArcSwapOption`).
+//! failed" (not retried). HTTP/1.1 connections wait in bounded stacks, one per worker thread
+//! (see `workers`), behind a mutex held for a push or a pop (most recently used first, see
+//! [`Queue`]): a connection is only ever reused on the thread whose reactor registered it. An
+//! HTTP/2 connection is shared by all requests to its backend (a multiplexed sender behind an
+//! `ArcSwapOption`).
 //!
 //! A plain HTTP/1.1 connection idle for the pool's `idle_release` is parked: its hyper
 //! connection (parser, read and write buffers, task: about 18 KiB of RSS) ends and hands the
@@ -160,8 +162,9 @@ impl Queue {
 
 /// Reusable connections to one backend, bounded.
 pub struct IdleConns {
-    /// Shared with the tasks of parkable connections, which put their socket back here.
-    queue: Option<Arc<Queue>>,
+    /// One stack per worker thread, shared with the tasks of parkable connections, which put
+    /// their socket back into the stack they came from. Empty when reuse is off.
+    queues: Vec<Arc<Queue>>,
     h2: ArcSwapOption<http2::SendRequest<ClientBody>>,
 }
 
@@ -174,16 +177,27 @@ impl std::fmt::Debug for IdleConns {
 }
 
 impl IdleConns {
-    /// Room for `max` idle HTTP/1.1 connections (0 disables reuse).
+    /// Room for `max` idle HTTP/1.1 connections per worker thread (0 disables reuse).
     pub fn new(max: usize) -> Self {
+        let queues = if max == 0 { 0 } else { crate::workers::count() };
         Self {
-            queue: (max > 0).then(|| {
-                Arc::new(Queue {
-                    items: Mutex::new(Vec::with_capacity(max.min(64))),
-                    max,
+            queues: (0..queues)
+                .map(|_| {
+                    Arc::new(Queue {
+                        items: Mutex::new(Vec::with_capacity(max.min(64))),
+                        max,
+                    })
                 })
-            }),
+                .collect(),
             h2: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The stack of the worker running on this thread.
+    fn queue(&self) -> Option<&Arc<Queue>> {
+        match self.queues.len() {
+            0 => None,
+            n => self.queues.get(crate::workers::current() % n),
         }
     }
 
@@ -195,7 +209,7 @@ impl IdleConns {
             }
             self.h2.store(None);
         }
-        let queue = self.queue.as_ref()?;
+        let queue = self.queue()?;
         while let Some(idle) = queue.pop() {
             // A connection the backend closed, or one idle so long the backend may be about to
             // close it, is dropped here rather than risked on a request.
@@ -218,7 +232,7 @@ impl IdleConns {
 
     /// Returns an HTTP/1.1 connection for reuse; when the queue is full it is closed.
     fn put(&self, sender: http1::SendRequest<ClientBody>, park: Option<Arc<Park>>) {
-        if let Some(queue) = &self.queue {
+        if let Some(queue) = self.queue() {
             let _ = queue.push(Idle::Live {
                 sender,
                 park,
@@ -231,62 +245,70 @@ impl IdleConns {
     /// closed, so that a burst's extra connections do not stay open until a request happens
     /// to come by, and parks the plain ones idle for `release` (see the module notes).
     pub fn expire(&self, keepalive: Duration, release: Option<Duration>) {
-        let Some(queue) = &self.queue else {
-            return;
-        };
-        // Sorted under the lock, in stack order; closed and parked after it is released.
-        let (mut closing, mut parking) = (Vec::new(), Vec::new());
-        {
-            let mut items = queue.lock();
-            let mut kept = Vec::with_capacity(items.len());
-            for idle in items.drain(..) {
-                match idle {
-                    Idle::Live {
-                        sender,
-                        park: Some(park),
-                        since,
-                    } if sender.is_ready()
-                        && since.elapsed() < keepalive
-                        && release.is_some_and(|after| since.elapsed() >= after) =>
-                    {
-                        parking.push((sender, park, since));
-                    }
-                    Idle::Live {
-                        ref sender, since, ..
-                    } if sender.is_ready() && since.elapsed() < keepalive => kept.push(idle),
-                    Idle::Parked { since, .. } if since.elapsed() < keepalive => kept.push(idle),
-                    _ => closing.push(idle),
-                }
-            }
-            *items = kept;
+        for queue in &self.queues {
+            expire(queue, keepalive, release);
         }
-        for (sender, park, since) in parking {
-            // Its task puts the socket back once hyper has let go of it.
-            park.request(since);
-            drop(sender);
-        }
-        drop(closing);
     }
 
     /// Reusable connections kept now (an HTTP/2 connection counts as one).
     pub fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| q.lock().len()) + usize::from(self.h2.load().is_some())
+        self.queues.iter().map(|q| q.lock().len()).sum::<usize>()
+            + usize::from(self.h2.load().is_some())
     }
 
     /// Of those, HTTP/1.1 connections parked as bare sockets.
     pub fn parked(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| {
-            q.lock()
-                .iter()
-                .filter(|idle| matches!(idle, Idle::Parked { .. }))
-                .count()
-        })
+        self.queues
+            .iter()
+            .map(|q| {
+                q.lock()
+                    .iter()
+                    .filter(|idle| matches!(idle, Idle::Parked { .. }))
+                    .count()
+            })
+            .sum()
     }
 
     /// True when no connection is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// [`IdleConns::expire`] for one worker's stack.
+fn expire(queue: &Queue, keepalive: Duration, release: Option<Duration>) {
+    // Sorted under the lock, in stack order; closed and parked after it is released.
+    let (mut closing, mut parking) = (Vec::new(), Vec::new());
+    {
+        let mut items = queue.lock();
+        let mut kept = Vec::with_capacity(items.len());
+        for idle in items.drain(..) {
+            match idle {
+                Idle::Live {
+                    sender,
+                    park: Some(park),
+                    since,
+                } if sender.is_ready()
+                    && since.elapsed() < keepalive
+                    && release.is_some_and(|after| since.elapsed() >= after) =>
+                {
+                    parking.push((sender, park, since));
+                }
+                Idle::Live {
+                    ref sender, since, ..
+                } if sender.is_ready() && since.elapsed() < keepalive => kept.push(idle),
+                Idle::Parked { since, .. } if since.elapsed() < keepalive => kept.push(idle),
+                _ => closing.push(idle),
+            }
+        }
+        *items = kept;
+    }
+    for (sender, park, since) in parking {
+        // Its task puts the socket back once hyper has let go of it.
+        park.request(since);
+        drop(sender);
+    }
+    drop(closing);
 }
 
 /// Opens a new connection to `addr` within `timeout`. An HTTP/2 connection is also shared
@@ -337,7 +359,7 @@ pub async fn resume(
         io: Some(stream),
         park: Arc::clone(&park),
     };
-    let queue = idle.queue.as_ref().map(Arc::downgrade).unwrap_or_default();
+    let queue = idle.queue().map(Arc::downgrade).unwrap_or_default();
     let parking = Arc::clone(&park);
     let sender = start_h1(io, addr, move || parking.put_back(&queue)).await?;
     Ok(Sender::H1(sender, Some(park)))
