@@ -14,8 +14,51 @@ use hyper::body::Incoming;
 
 use crate::access::AccessRecord;
 use crate::backend::InFlight;
+use crate::h1_client::H1Body;
 use crate::server::Busy;
 use crate::upstream::Release;
+
+/// Any error a body can end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A backend's response body: read by hyper's client, or by [`crate::h1_client`] in the
+/// client connection's task.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// From a hyper client connection (HTTP/2, TLS, requests with a body, upgrades).
+    Hyper(Incoming),
+    /// From a plain HTTP/1.1 socket read in place.
+    Inline(H1Body),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::Inline(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(b) => b.is_end_stream(),
+            Self::Inline(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(b) => b.size_hint(),
+            Self::Inline(b) => b.size_hint(),
+        }
+    }
+}
 
 /// A response body sent to a client.
 // Unboxed on purpose: the large variant is the common one, and boxing it would add an
@@ -26,7 +69,7 @@ pub enum ProxyBody {
     /// A backend's response body, streamed frame by frame.
     Upstream {
         /// The backend's body.
-        inner: Incoming,
+        inner: UpstreamBody,
         /// Keeps the request counted as in flight on its backend.
         in_flight: InFlight,
         /// Logs the request when the body ends.
@@ -49,12 +92,12 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Upstream { inner, record, .. } => {
                 let polled = Pin::new(inner).poll_frame(cx);

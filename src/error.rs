@@ -17,6 +17,9 @@ pub enum ProxyError {
     /// The backend failed after the request was sent (reset, malformed response, ...).
     #[error("upstream failed")]
     Upstream(#[source] hyper::Error),
+    /// The backend failed after the request was sent, on a connection tether reads itself.
+    #[error("upstream failed")]
+    UpstreamH1(#[source] crate::h1_client::Error),
     /// The backend did not send response headers within `response_timeout`.
     #[error("upstream timed out")]
     Timeout,
@@ -33,7 +36,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
-            Self::AllUnreachable { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::AllUnreachable { .. } | Self::Upstream(_) | Self::UpstreamH1(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ClientBody => StatusCode::BAD_REQUEST,
             Self::ClientTooSlow => StatusCode::REQUEST_TIMEOUT,

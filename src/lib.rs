@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod h1_client;
 pub mod headers;
 pub mod health;
 pub mod metrics;

@@ -19,10 +19,11 @@ use tokio::time::Instant;
 use crate::access::AccessRecord;
 use crate::affinity::sticky::{strip_cookie, Plan};
 use crate::backend::{Backend, InFlight};
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, UpstreamBody};
 use crate::client_body::{ClientBody, TooSlow};
 use crate::config::AffinityMode;
 use crate::error::ProxyError;
+use crate::h1_client;
 use crate::headers;
 use crate::pool::{Pool, PoolSettings, Routes};
 use crate::server::Busy;
@@ -310,7 +311,7 @@ async fn forward(
     mut req: Request<ClientBody>,
     record: &mut AccessRecord,
     plan: &mut Plan,
-) -> Result<(Response<Incoming>, InFlight, Release), ProxyError> {
+) -> Result<(Response<UpstreamBody>, InFlight, Release), ProxyError> {
     // Inline: no allocation unless a request tries more than four backends.
     let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     let mut next = plan.first;
@@ -403,24 +404,36 @@ fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
     }
 }
 
+/// A connection to send one request on.
+enum Conn {
+    /// Through hyper's client.
+    Hyper(Sender),
+    /// A plain socket that [`h1_client`] drives in this task.
+    Bare(tokio::net::TcpStream),
+}
+
 /// One backend: reuse an idle connection or open one, then send.
 async fn attempt(
     backend: &Arc<Backend>,
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
-) -> Result<(Response<Incoming>, Release), Failure> {
+) -> Result<(Response<UpstreamBody>, Release), Failure> {
+    // Bodiless requests to plain HTTP/1.1 backends skip hyper's client (see `h1_client`).
+    let inline = settings.upstream.plain_h1() && h1_client::eligible(&req);
     let reused = match backend.idle.checkout(settings.keepalive_timeout) {
-        Some(upstream::Reuse::Live(sender)) => Some(sender),
+        Some(upstream::Reuse::Live(sender)) => Some(Conn::Hyper(sender)),
+        Some(upstream::Reuse::Parked(stream)) if inline => Some(Conn::Bare(stream)),
         // A fresh HTTP/1 handshake on a socket known to be open: no I/O, nothing to wait for.
         Some(upstream::Reuse::Parked(stream)) => {
             upstream::resume(stream, backend.addr, &backend.idle)
                 .await
                 .ok()
+                .map(Conn::Hyper)
         }
         None => None,
     };
-    if let Some(sender) = reused {
-        match send(sender, backend, settings, req).await {
+    if let Some(conn) = reused {
+        match send(conn, backend, settings, req).await {
             // The backend closed the idle connection just as we took it: not the backend's
             // fault and nothing was sent, so a fresh connection to it gets the request.
             Err(Failure::NotSent(back, _)) => req = back,
@@ -430,32 +443,59 @@ async fn attempt(
     // Boxed: opening a connection (TLS and HTTP/2 handshakes) takes a 6.8 KB future, which
     // inline would size every request's future (10 KB instead of 4.8) for a path most
     // requests never take.
-    match Box::pin(upstream::connect(
-        backend.addr,
-        settings.connect_timeout,
-        &settings.upstream,
-        &backend.idle,
-    ))
-    .await
-    {
-        Ok(sender) => send(sender, backend, settings, req).await,
+    let fresh = if inline {
+        Box::pin(upstream::connect_plain(
+            backend.addr,
+            settings.connect_timeout,
+        ))
+        .await
+        .map(Conn::Bare)
+    } else {
+        Box::pin(upstream::connect(
+            backend.addr,
+            settings.connect_timeout,
+            &settings.upstream,
+            &backend.idle,
+        ))
+        .await
+        .map(Conn::Hyper)
+    };
+    match fresh {
+        Ok(conn) => send(conn, backend, settings, req).await,
         Err(e) => Err(Failure::NotSent(req, e)),
     }
 }
 
 async fn send(
-    mut sender: Sender,
+    conn: Conn,
     backend: &Arc<Backend>,
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
-) -> Result<(Response<Incoming>, Release), Failure> {
+) -> Result<(Response<UpstreamBody>, Release), Failure> {
+    let mut sender = match conn {
+        Conn::Hyper(sender) => sender,
+        Conn::Bare(stream) => {
+            let exchange = h1_client::exchange(stream, &req, backend);
+            return match tokio::time::timeout(settings.response_timeout, exchange).await {
+                Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
+                Ok(Ok(resp)) => Ok((resp.map(UpstreamBody::Inline), Release::none())),
+                Ok(Err(h1_client::Failed { sent: false, error })) => Err(Failure::NotSent(
+                    req,
+                    ConnectError::Io(std::io::Error::other(error)),
+                )),
+                Ok(Err(h1_client::Failed { error, .. })) => {
+                    Err(Failure::Sent(ProxyError::UpstreamH1(error)))
+                }
+            };
+        }
+    };
     if let Sender::H2(_) = sender {
         absolute_uri(&mut req, settings, backend);
     }
     let sent = tokio::time::timeout(settings.response_timeout, sender.send(req)).await;
     match sent {
         Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
-        Ok(Ok(resp)) => Ok((resp, Release::new(sender, backend))),
+        Ok(Ok(resp)) => Ok((resp.map(UpstreamBody::Hyper), Release::new(sender, backend))),
         Ok(Err(mut e)) => match e.take_message() {
             Some(back) => Err(Failure::NotSent(
                 back,

@@ -10,6 +10,9 @@
 //! HTTP/2 connection is shared by all requests to its backend (a multiplexed sender behind an
 //! `ArcSwapOption`).
 //!
+//! Bodiless requests to plain HTTP/1.1 backends do not use hyper's client at all: they take a
+//! bare socket from the stack, and [`crate::h1_client`] puts it back after the response.
+//!
 //! A plain HTTP/1.1 connection idle for the pool's `idle_release` is parked: its hyper
 //! connection (parser, read and write buffers, task: about 18 KiB of RSS) ends and hands the
 //! socket back, and the stack keeps the bare socket. Taking a parked socket starts a new hyper
@@ -52,6 +55,13 @@ pub struct UpstreamProto {
     pub tls: Option<(TlsConnector, Option<ServerName<'static>>)>,
     /// TLS is configured but could not be set up: refuse to connect rather than go plain.
     pub tls_broken: bool,
+}
+
+impl UpstreamProto {
+    /// Plain HTTP/1.1: bodiless requests can go through [`crate::h1_client`].
+    pub fn plain_h1(&self) -> bool {
+        self.protocol == Protocol::Http1 && self.tls.is_none() && !self.tls_broken
+    }
 }
 
 impl std::fmt::Debug for UpstreamProto {
@@ -115,8 +125,13 @@ enum Idle {
         park: Option<Arc<Park>>,
         since: Instant,
     },
-    /// A bare socket whose hyper connection ended while idle.
-    Parked { stream: TcpStream, since: Instant },
+    /// A bare socket: its hyper connection ended while idle (`released`), or an exchange of
+    /// [`crate::h1_client`] left it.
+    Parked {
+        stream: TcpStream,
+        since: Instant,
+        released: bool,
+    },
 }
 
 /// A connection taken for a request.
@@ -149,8 +164,9 @@ impl Queue {
             return Err(idle);
         }
         match idle {
-            Idle::Live { .. } => items.push(idle),
-            Idle::Parked { .. } => items.insert(0, idle),
+            // Parked after idling, it is older than anything above it.
+            Idle::Parked { released: true, .. } => items.insert(0, idle),
+            _ => items.push(idle),
         }
         Ok(())
     }
@@ -221,7 +237,9 @@ impl IdleConns {
                 } if sender.is_ready() && since.elapsed() < keepalive => {
                     return Some(Reuse::Live(Sender::H1(sender, park)));
                 }
-                Idle::Parked { stream, since } if since.elapsed() < keepalive && quiet(&stream) => {
+                Idle::Parked { stream, since, .. }
+                    if since.elapsed() < keepalive && quiet(&stream) =>
+                {
                     return Some(Reuse::Parked(stream));
                 }
                 _ => {}
@@ -241,6 +259,18 @@ impl IdleConns {
         }
     }
 
+    /// Returns a bare socket that [`crate::h1_client`] finished an exchange on; when the stack
+    /// is full it is closed.
+    pub fn put_bare(&self, stream: TcpStream) {
+        if let Some(queue) = self.queue() {
+            let _ = queue.push(Idle::Parked {
+                stream,
+                since: Instant::now(),
+                released: false,
+            });
+        }
+    }
+
     /// Closes the HTTP/1.1 connections that have been idle for `keepalive` or that the backend
     /// closed, so that a burst's extra connections do not stay open until a request happens
     /// to come by, and parks the plain ones idle for `release` (see the module notes).
@@ -256,14 +286,14 @@ impl IdleConns {
             + usize::from(self.h2.load().is_some())
     }
 
-    /// Of those, HTTP/1.1 connections parked as bare sockets.
+    /// Of those, HTTP/1.1 connections parked as bare sockets after `idle_release`.
     pub fn parked(&self) -> usize {
         self.queues
             .iter()
             .map(|q| {
                 q.lock()
                     .iter()
-                    .filter(|idle| matches!(idle, Idle::Parked { .. }))
+                    .filter(|idle| matches!(idle, Idle::Parked { released: true, .. }))
                     .count()
             })
             .sum()
@@ -346,6 +376,18 @@ pub async fn connect(
         idle.h2.store(Some(Arc::new(h2.clone())));
     }
     Ok(sender)
+}
+
+/// Opens a plain TCP connection to `addr` within `timeout`, for [`crate::h1_client`].
+pub async fn connect_plain(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let connecting = async {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    };
+    Ok(tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| ConnectError::Timeout(timeout))??)
 }
 
 /// Starts an HTTP/1.1 connection on a plain socket, new or parked, that can be parked again.
@@ -497,7 +539,11 @@ impl Park {
         if let (Some(stream), Some(since), Some(queue)) =
             (state.stream.take(), state.since, queue.upgrade())
         {
-            let _ = queue.push(Idle::Parked { stream, since });
+            let _ = queue.push(Idle::Parked {
+                stream,
+                since,
+                released: true,
+            });
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Idle upstream connections are parked as bare sockets after the pool's `idle_release`, and
-//! reused without reconnecting; a parked socket the backend closed or wrote to is never used
-//! for a request (tether checks it when taking it, and hyper reads before it writes).
+//! reused without reconnecting; an idle socket (parked, or bare after a bodiless request that
+//! tether's own client carried) that the backend closed or wrote to is never used for a request
+//! (tether checks it when taking it).
 
 mod common;
 
@@ -132,27 +133,56 @@ async fn one_shot_backend(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_connection_the_backend_closed_is_not_used() {
-    parked_connection_is_not_used_after(Then::Close).await;
+    idle_connection_is_not_used_after(Then::Close, Via::Hyper).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_connection_the_backend_wrote_to_is_not_used() {
-    parked_connection_is_not_used_after(Then::Stray408).await;
+    idle_connection_is_not_used_after(Then::Stray408, Via::Hyper).await;
 }
 
-async fn parked_connection_is_not_used_after(then: Then) {
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_bare_connection_the_backend_closed_is_not_used() {
+    idle_connection_is_not_used_after(Then::Close, Via::Inline).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_bare_connection_the_backend_wrote_to_is_not_used() {
+    idle_connection_is_not_used_after(Then::Stray408, Via::Inline).await;
+}
+
+/// Which client carries the requests: hyper's (a request with a body; its idle connection is
+/// parked after `idle_release`) or tether's own (a bodiless GET; its idle connection is a bare
+/// socket at once).
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Hyper,
+    Inline,
+}
+
+async fn idle_connection_is_not_used_after(then: Then, via: Via) {
     let (addr, accepted, closed) = one_shot_backend(Duration::from_millis(600), then).await;
     // Requests are not replayed: a request sent on a dead socket would come back as 502.
     let pool = "idle_release = \"100ms\"\nretry_idempotent = false";
     let tether = Tether::start(&config(addr, pool)).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
+    let send = || async {
+        match via {
+            Via::Hyper => client.post("/", "a body").await,
+            Via::Inline => client.get("/").await,
+        }
+    };
 
-    assert_eq!(client.get("/").await.text(), "served");
+    assert_eq!(send().await.text(), "served");
+    let (counter, parked) = match via {
+        Via::Hyper => (PARKED, 1),
+        Via::Inline => (IDLE, 1),
+    };
     admin
-        .wait_count("app", "app-1", PARKED, 1, Duration::from_secs(3))
+        .wait_count("app", "app-1", counter, parked, Duration::from_secs(3))
         .await;
-    // The backend closes the parked connection (or writes to it); tether does not notice
+    // The backend closes the idle connection (or writes to it); tether does not notice
     // until it takes it.
     let deadline = Instant::now() + Duration::from_secs(3);
     while closed.load(Ordering::SeqCst) < 1 {
@@ -161,7 +191,7 @@ async fn parked_connection_is_not_used_after(then: Then) {
     }
     tokio::time::sleep(Duration::from_millis(50)).await; // let the bytes arrive
 
-    let reply = client.post("/", "after the close").await;
+    let reply = send().await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), "served");
     assert_eq!(
