@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::backend::Backend;
+use crate::headers::lists_token;
 use crate::upstream::MAX_RESPONSE_HEAD;
 
 /// Most header fields accepted in a response head or trailer section (hyper's limit too).
@@ -52,10 +53,12 @@ pub enum Error {
     Body(&'static str),
 }
 
-/// An exchange that failed, and whether any of the request reached the backend.
+/// An exchange that failed, and whether the backend may have acted on the request.
 #[derive(Debug)]
 pub struct Failed {
-    /// False: not a byte of the request was written, so it may go to another connection.
+    /// False: the backend cannot have seen the request (not a byte was written, or a reused
+    /// connection turned out closed before any response to an idempotent request), so it may
+    /// go to another connection.
     pub sent: bool,
     /// What went wrong.
     pub error: Error,
@@ -70,11 +73,12 @@ pub fn eligible<B: Body>(req: &Request<B>) -> bool {
 
 /// Sends `req` (which must be [`eligible`]) on `stream` and reads the response head. The body
 /// reads on from the same socket, which goes back to `backend`'s idle stack once the body has
-/// ended, if the response allows reuse.
+/// ended, if the response allows reuse. `reused`: the socket carried a request before.
 pub async fn exchange<B>(
     mut stream: TcpStream,
     req: &Request<B>,
     backend: &Arc<Backend>,
+    reused: bool,
 ) -> Result<Response<H1Body>, Failed> {
     let mut head = Vec::with_capacity(512);
     encode(req, &mut head);
@@ -98,7 +102,21 @@ pub async fn exchange<B>(
     }
     read_response(stream, req.method() == Method::HEAD, backend)
         .await
-        .map_err(|error| Failed { sent: true, error })
+        .map_err(|(error, answered)| Failed {
+            // The backend closed a kept-alive connection just as it was reused (its idle
+            // timeout, a restart): the request met a closed socket, as nginx and Go's client
+            // also assume when they retry idempotent requests on a fresh connection.
+            sent: answered || !reused || !idempotent(req.method()),
+            error,
+        })
+}
+
+/// Methods whose repetition has the effect of one request (RFC 9110 9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// Writes the request head: the request line in origin form, then the fields as they are.
@@ -122,26 +140,33 @@ fn encode<B>(req: &Request<B>, out: &mut Vec<u8>) {
 }
 
 /// Reads and parses the response head (skipping 1xx interim responses) and frames the body.
+/// An error says whether any response byte had arrived.
 async fn read_response(
     mut stream: TcpStream,
     head_only: bool,
     backend: &Arc<Backend>,
-) -> Result<Response<H1Body>, Error> {
+) -> Result<Response<H1Body>, (Error, bool)> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut answered = false;
     loop {
-        let parsed = parse_head(&mut buf)?;
+        let parsed = parse_head(&mut buf).map_err(|e| (e, true))?;
         let Some(head) = parsed else {
             if buf.len() >= MAX_RESPONSE_HEAD {
-                return Err(Error::TooLarge);
+                return Err((Error::TooLarge, true));
             }
             buf.reserve(READ_CHUNK);
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Err(Error::Closed);
+            match stream.read_buf(&mut buf).await {
+                Ok(0) => return Err((Error::Closed, answered)),
+                Ok(_) => answered = true,
+                Err(e) => return Err((Error::Io(e), answered)),
             }
             continue;
         };
         if head.status == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(Error::Invalid("101 to a request that asked for no upgrade"));
+            return Err((
+                Error::Invalid("101 to a request that asked for no upgrade"),
+                true,
+            ));
         }
         if head.status.is_informational() {
             // 100 Continue, 103 Early Hints: interim, the real response follows.
@@ -151,11 +176,15 @@ async fn read_response(
             status,
             version,
             mut headers,
+            reason,
         } = head;
-        let framing = framing(status, version, head_only, &mut headers)?;
-        let reusable = version == Version::HTTP_11
-            && !has_token(&headers, header::CONNECTION, "close")
-            && !matches!(framing, Framing::UntilClose);
+        let framing = framing(status, version, head_only, &mut headers).map_err(|e| (e, true))?;
+        // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 only when told to keep.
+        let reusable = !matches!(framing, Framing::UntilClose)
+            && match version {
+                Version::HTTP_11 => !lists_token(&headers, &header::CONNECTION, "close"),
+                _ => lists_token(&headers, &header::CONNECTION, "keep-alive"),
+            };
         let mut body = H1Body {
             conn: Some(Conn {
                 stream,
@@ -178,6 +207,11 @@ async fn read_response(
         *resp.status_mut() = status;
         *resp.version_mut() = version;
         *resp.headers_mut() = headers;
+        // A reason phrase of the backend's own ("200 Fine", or any for an unregistered code)
+        // goes on to the client, as through hyper's client.
+        if let Some(reason) = reason {
+            resp.extensions_mut().insert(reason);
+        }
         return Ok(resp);
     }
 }
@@ -187,6 +221,8 @@ struct Head {
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
+    /// The reason phrase, when it is not the status code's usual one.
+    reason: Option<hyper::ext::ReasonPhrase>,
 }
 
 /// Parses a complete head off the front of `buf`; `None` if it is not all there yet. Header
@@ -216,6 +252,10 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
+    let reason = resp
+        .reason
+        .filter(|r| Some(*r) != status.canonical_reason())
+        .and_then(|r| hyper::ext::ReasonPhrase::try_from(r.as_bytes()).ok());
     // Where each field lies in `buf`, so that the values can share the frozen head.
     let base = buf.as_ptr() as usize;
     let spans: SmallVec<[(usize, usize, usize, usize); 24]> = resp
@@ -241,6 +281,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
         status,
         version,
         headers,
+        reason,
     }))
 }
 
@@ -310,16 +351,6 @@ fn framing(
         }
     }
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
-}
-
-/// Whether a comma-separated field lists `token` (case-insensitively).
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// The backend connection a body reads from, and where it goes back to.
@@ -415,8 +446,9 @@ impl H1Body {
     fn step_chunked(&mut self, at: Chunk) -> Result<Option<Step>, &'static str> {
         match at {
             Chunk::Size => {
-                let Some(eol) = self.buf.iter().position(|&b| b == b'\n') else {
-                    return if self.buf.len() > MAX_CHUNK_LINE {
+                let window = &self.buf[..self.buf.len().min(MAX_CHUNK_LINE)];
+                let Some(eol) = window.iter().position(|&b| b == b'\n') else {
+                    return if self.buf.len() >= MAX_CHUNK_LINE {
                         Err("chunk-size line too long")
                     } else {
                         Ok(None)
@@ -462,22 +494,18 @@ impl H1Body {
                 self.step_chunked(Chunk::Size)
             }
             Chunk::Trailers => {
-                if self.buf.len() < 2 {
-                    return Ok(None);
-                }
                 if self.buf.starts_with(b"\r\n") {
                     self.buf.advance(2);
                     return Ok(Some(Step::End(HeaderMap::new())));
                 }
-                let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    return if self.buf.len() > MAX_RESPONSE_HEAD {
-                        Err("trailer section too large")
-                    } else {
-                        Ok(None)
-                    };
-                };
-                let section = self.buf.split_to(end + 4);
-                trailers(&section).map(|t| Some(Step::End(t)))
+                match trailers(&self.buf)? {
+                    Some((used, fields)) => {
+                        self.buf.advance(used);
+                        Ok(Some(Step::End(fields)))
+                    }
+                    None if self.buf.len() > MAX_RESPONSE_HEAD => Err("trailer section too large"),
+                    None => Ok(None),
+                }
             }
         }
     }
@@ -492,35 +520,48 @@ fn chunk_size(line: &[u8]) -> Result<u64, &'static str> {
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
         .unwrap_or(line.len());
-    if digits == 0 || digits > 16 {
+    let (size, rest) = line.split_at(digits);
+    // Only spaces and tabs may stand between the size and its extensions (RFC 9112 7.1.1).
+    let ext_at = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(rest.len());
+    let ext = &rest[ext_at..];
+    if digits == 0 || !(ext.is_empty() || ext.starts_with(b";")) {
         return Err("invalid chunk size");
     }
-    let rest = &line[digits..];
-    let ext = rest.trim_ascii_start();
-    if !rest.is_empty() && !ext.starts_with(b";") {
-        return Err("invalid chunk size");
-    }
-    if ext.iter().any(|&b| b < 0x20 && b != b'\t') {
+    if ext.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err("invalid chunk extension");
     }
-    let text = std::str::from_utf8(&line[..digits]).map_err(|_| "invalid chunk size")?;
+    // Leading zeros are allowed; more than 16 significant digits overflow.
+    let significant = &size[size.iter().take_while(|&&b| b == b'0').count()..];
+    if significant.len() > 16 {
+        return Err("chunk size too large");
+    }
+    let text = std::str::from_utf8(significant).map_err(|_| "invalid chunk size")?;
+    if text.is_empty() {
+        return Ok(0);
+    }
     u64::from_str_radix(text, 16).map_err(|_| "invalid chunk size")
 }
 
-/// Parses a trailer section (fields, then the empty line).
-fn trailers(section: &[u8]) -> Result<HeaderMap, &'static str> {
+/// Parses a trailer section (fields, then the empty line) off the front of `buf`: the bytes
+/// it took and the fields, or `None` if it is not all there yet. Only responses that carry
+/// trailers get here.
+fn trailers(buf: &[u8]) -> Result<Option<(usize, HeaderMap)>, &'static str> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::parse_headers(section, &mut fields) {
-        Ok(httparse::Status::Complete((_, fields))) => {
+    match httparse::parse_headers(buf, &mut fields) {
+        Ok(httparse::Status::Complete((used, fields))) => {
             let mut map = HeaderMap::with_capacity(fields.len());
             for f in fields {
                 let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| "trailer name")?;
                 let value = HeaderValue::from_bytes(f.value).map_err(|_| "trailer value")?;
                 map.append(name, value);
             }
-            Ok(map)
+            Ok(Some((used, map)))
         }
-        _ => Err("malformed trailer section"),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err("malformed trailer section"),
     }
 }
 
@@ -680,7 +721,15 @@ mod tests {
             Framing::Chunked
         );
         assert!(!headers.contains_key(header::CONTENT_LENGTH));
-        assert!(has_token(&headers, header::CONNECTION, "close"));
+        assert!(lists_token(&headers, &header::CONNECTION, "close"));
+    }
+
+    #[test]
+    fn only_an_unusual_reason_phrase_is_kept() {
+        let h = head("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
+        assert!(h.reason.is_none());
+        let h = head("HTTP/1.1 200 Fine\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.reason.unwrap().as_bytes(), b"Fine");
     }
 
     #[test]
@@ -704,11 +753,14 @@ mod tests {
         assert_eq!(chunk_size(b"0\r\n"), Ok(0));
         assert_eq!(chunk_size(b"A;name=value\r\n"), Ok(10));
         assert_eq!(chunk_size(b"5 ;x\r\n"), Ok(5));
+        assert_eq!(chunk_size(b"000000000000000000001a\r\n"), Ok(26));
+        assert_eq!(chunk_size(b"00\r\n"), Ok(0));
         for bad in [
             &b"\r\n"[..],
             b"g\r\n",
             b"5\n",
             b"5 x\r\n",
+            b"5\r;x\r\n",
             b"11111111111111111\r\n",
             b"-1\r\n",
         ] {
@@ -753,6 +805,19 @@ mod tests {
             assert_eq!(data, b"hello, world", "pieces of {piece}");
             assert_eq!(trailers["x-sum"], "42");
         }
+        // Bytes after the trailer section stay in the buffer (and so keep the connection from
+        // being reused).
+        let mut b = H1Body {
+            conn: None,
+            buf: BytesMut::from(&b"X: 1\r\n\r\nextra"[..]),
+            state: State::Chunked(Chunk::Trailers),
+            reusable: true,
+        };
+        assert!(matches!(
+            b.step_chunked(Chunk::Trailers),
+            Ok(Some(Step::End(_)))
+        ));
+        assert_eq!(&b.buf[..], b"extra");
         let (data, trailers) = decode(b"0\r\n\r\n", 1).unwrap();
         assert!(data.is_empty() && trailers.is_empty());
     }

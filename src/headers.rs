@@ -41,6 +41,17 @@ fn present(headers: &HeaderMap, names: &[&str]) -> u16 {
     found
 }
 
+/// Whether the comma-separated field `name` lists `token` (case-insensitively), as
+/// `Connection: keep-alive, Upgrade` lists `upgrade`.
+pub fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none of them, and a backend's response usually carries only

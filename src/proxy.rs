@@ -408,8 +408,8 @@ fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
 enum Conn {
     /// Through hyper's client.
     Hyper(Sender),
-    /// A plain socket that [`h1_client`] drives in this task.
-    Bare(tokio::net::TcpStream),
+    /// A plain socket that [`h1_client`] drives in this task, and whether it is reused.
+    Bare(tokio::net::TcpStream, bool),
 }
 
 /// One backend: reuse an idle connection or open one, then send.
@@ -422,7 +422,7 @@ async fn attempt(
     let inline = settings.upstream.plain_h1() && h1_client::eligible(&req);
     let reused = match backend.idle.checkout(settings.keepalive_timeout) {
         Some(upstream::Reuse::Live(sender)) => Some(Conn::Hyper(sender)),
-        Some(upstream::Reuse::Parked(stream)) if inline => Some(Conn::Bare(stream)),
+        Some(upstream::Reuse::Parked(stream)) if inline => Some(Conn::Bare(stream, true)),
         // A fresh HTTP/1 handshake on a socket known to be open: no I/O, nothing to wait for.
         Some(upstream::Reuse::Parked(stream)) => {
             upstream::resume(stream, backend.addr, &backend.idle)
@@ -449,7 +449,7 @@ async fn attempt(
             settings.connect_timeout,
         ))
         .await
-        .map(Conn::Bare)
+        .map(|stream| Conn::Bare(stream, false))
     } else {
         Box::pin(upstream::connect(
             backend.addr,
@@ -474,8 +474,8 @@ async fn send(
 ) -> Result<(Response<UpstreamBody>, Release), Failure> {
     let mut sender = match conn {
         Conn::Hyper(sender) => sender,
-        Conn::Bare(stream) => {
-            let exchange = h1_client::exchange(stream, &req, backend);
+        Conn::Bare(stream, reused) => {
+            let exchange = h1_client::exchange(stream, &req, backend, reused);
             return match tokio::time::timeout(settings.response_timeout, exchange).await {
                 Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
                 Ok(Ok(resp)) => Ok((resp.map(UpstreamBody::Inline), Release::none())),

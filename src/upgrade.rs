@@ -21,13 +21,7 @@ pub fn requested(req: &Request<hyper::body::Incoming>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11 {
         return None;
     }
-    let wants = req
-        .headers()
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let wants = crate::headers::lists_token(req.headers(), &header::CONNECTION, "upgrade");
     wants
         .then(|| req.headers().get(header::UPGRADE).cloned())
         .flatten()

@@ -327,7 +327,10 @@ fn expire(queue: &Queue, keepalive: Duration, release: Option<Duration>) {
                 Idle::Live {
                     ref sender, since, ..
                 } if sender.is_ready() && since.elapsed() < keepalive => kept.push(idle),
-                Idle::Parked { since, .. } if since.elapsed() < keepalive => kept.push(idle),
+                // A bare socket has no connection task to see the backend close it.
+                Idle::Parked {
+                    ref stream, since, ..
+                } if since.elapsed() < keepalive && quiet(stream) => kept.push(idle),
                 _ => closing.push(idle),
             }
         }
@@ -354,9 +357,9 @@ pub async fn connect(
             "TLS to backends is configured but could not be set up",
         )));
     }
+    let started = Instant::now();
+    let stream = connect_plain(addr, timeout).await?;
     let connecting = async {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
         match &proto.tls {
             None if proto.protocol == Protocol::Http1 => Ok(resume(stream, addr, idle).await?),
             None => handshake(stream, addr, proto.protocol).await,
@@ -369,7 +372,8 @@ pub async fn connect(
             }
         }
     };
-    let sender = tokio::time::timeout(timeout, connecting)
+    // One deadline for the TCP connect and the handshakes together.
+    let sender = tokio::time::timeout_at(started + timeout, connecting)
         .await
         .map_err(|_| ConnectError::Timeout(timeout))??;
     if let Sender::H2(h2) = &sender {

@@ -45,6 +45,7 @@ impl Scripted {
 
 async fn serve(mut stream: TcpStream, reply: Script) {
     let mut buf = Vec::new();
+    let mut served = 0;
     loop {
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             let mut chunk = [0u8; 4096];
@@ -57,6 +58,13 @@ async fn serve(mut stream: TcpStream, reply: Script) {
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end + 4);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        // `/once`: answered as the first request of a connection only; a later one finds the
+        // connection closing, as when a backend's keep-alive timeout fires just as tether
+        // reuses the connection.
+        if path == "/once" && served > 0 {
+            return;
+        }
+        served += 1;
         let (pieces, close) = reply(&path);
         for piece in pieces {
             if stream.write_all(piece).await.is_err() {
@@ -159,6 +167,10 @@ fn script(path: &str) -> (Vec<&'static [u8]>, bool) {
             true,
         ),
         "/nothing" => (vec![], true),
+        "/once" => (
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce"],
+            false,
+        ),
         _ => (
             vec![b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
             false,
@@ -292,4 +304,28 @@ async fn a_body_that_breaks_off_cuts_the_client_response_and_is_logged_aborted()
     let mut conn = RawConn::connect(tether.addr("web")).await;
     let r = request(&mut conn, "GET", "/length").await;
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotent_request_that_meets_a_closing_connection_goes_out_again_on_a_fresh_one() {
+    let backend = Scripted::start(script).await;
+    let tether = Tether::start(&config(backend.addr)).await;
+    let mut conn = RawConn::connect(tether.addr("web")).await;
+
+    for round in 0..3 {
+        let r = request(&mut conn, "GET", "/once").await;
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"once"[..]),
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        backend.connections(),
+        3,
+        "each reuse met a closing connection and opened a new one"
+    );
+    // A bodiless POST may have been acted on: it is not sent again.
+    let r = request(&mut conn, "POST", "/once").await;
+    assert_eq!(r.status, 502);
 }
