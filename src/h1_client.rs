@@ -28,8 +28,11 @@ use crate::upstream::MAX_RESPONSE_HEAD;
 
 /// Most header fields accepted in a response head or trailer section (hyper's limit too).
 const MAX_HEADERS: usize = 100;
-/// Bytes asked of the socket per read.
+/// Bytes asked of the socket per read of a body.
 const READ_CHUNK: usize = 16 * 1024;
+/// The first read's buffer: most response heads (and small bodies) fit, and a small
+/// allocation comes warm from the allocator's thread cache where a 16 KiB one does not.
+const HEAD_CHUNK: usize = 4096;
 /// Longest chunk-size line (size and extensions) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 
@@ -146,7 +149,7 @@ async fn read_response(
     head_only: bool,
     backend: &Arc<Backend>,
 ) -> Result<Response<H1Body>, (Error, bool)> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
     let mut answered = false;
     loop {
         let parsed = parse_head(&mut buf).map_err(|e| (e, true))?;
@@ -154,7 +157,7 @@ async fn read_response(
             if buf.len() >= MAX_RESPONSE_HEAD {
                 return Err((Error::TooLarge, true));
             }
-            buf.reserve(READ_CHUNK);
+            buf.reserve(HEAD_CHUNK);
             match stream.read_buf(&mut buf).await {
                 Ok(0) => return Err((Error::Closed, answered)),
                 Ok(_) => answered = true,
