@@ -95,9 +95,11 @@ pub async fn handle(
         record.status = StatusCode::SERVICE_UNAVAILABLE;
         return Ok(local_response(record.status, "no backend available\n"));
     };
+    // Only a cookie's age needs the wall clock.
+    let now_secs = pool.sticky.cookie_name().map_or(0, |_| unix_now());
     let mut plan = pool
         .sticky
-        .plan(pool, req.headers(), req.uri(), client.ip(), unix_now());
+        .plan(pool, req.headers(), req.uri(), client.ip(), now_secs);
     let mut req = req;
     if let Some(name) = pool.sticky.cookie_name() {
         strip_cookie(req.headers_mut(), name);

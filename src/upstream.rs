@@ -7,8 +7,8 @@
 //! failed" (not retried). HTTP/1.1 connections wait in bounded stacks, one per worker thread
 //! (see `workers`), behind a mutex held for a push or a pop (most recently used first, see
 //! [`Queue`]): a connection is only ever reused on the thread whose reactor registered it. An
-//! HTTP/2 connection is shared by all requests to its backend (a multiplexed sender behind an
-//! `ArcSwapOption`).
+//! HTTP/2 connection is shared by all requests of one worker to its backend (a multiplexed
+//! sender behind an `ArcSwapOption`).
 //!
 //! Bodiless requests to plain HTTP/1.1 backends do not use hyper's client at all: they take a
 //! bare socket from the stack, and [`crate::h1_client`] puts it back after the response.
@@ -181,7 +181,9 @@ pub struct IdleConns {
     /// One stack per worker thread, shared with the tasks of parkable connections, which put
     /// their socket back into the stack they came from. Empty when reuse is off.
     queues: Vec<Arc<Queue>>,
-    h2: ArcSwapOption<http2::SendRequest<ClientBody>>,
+    /// One shared HTTP/2 connection per worker thread, so that no worker's requests cross to
+    /// another thread's connection task.
+    h2: Vec<ArcSwapOption<http2::SendRequest<ClientBody>>>,
 }
 
 impl std::fmt::Debug for IdleConns {
@@ -205,8 +207,15 @@ impl IdleConns {
                     })
                 })
                 .collect(),
-            h2: ArcSwapOption::empty(),
+            h2: (0..crate::workers::count())
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
         }
+    }
+
+    /// The HTTP/2 connection slot of the worker running on this thread.
+    fn h2(&self) -> &ArcSwapOption<http2::SendRequest<ClientBody>> {
+        &self.h2[crate::workers::current() % self.h2.len()]
     }
 
     /// The stack of the worker running on this thread.
@@ -219,11 +228,12 @@ impl IdleConns {
 
     /// A reusable connection that has not been idle longer than `keepalive`, if any.
     pub fn checkout(&self, keepalive: Duration) -> Option<Reuse> {
-        if let Some(h2) = self.h2.load_full() {
+        let slot = self.h2();
+        if let Some(h2) = slot.load_full() {
             if h2.is_ready() {
                 return Some(Reuse::Live(Sender::H2((*h2).clone())));
             }
-            self.h2.store(None);
+            slot.store(None);
         }
         let queue = self.queue()?;
         while let Some(idle) = queue.pop() {
@@ -280,10 +290,10 @@ impl IdleConns {
         }
     }
 
-    /// Reusable connections kept now (an HTTP/2 connection counts as one).
+    /// Reusable connections kept now (each worker's HTTP/2 connection counts as one).
     pub fn len(&self) -> usize {
         self.queues.iter().map(|q| q.lock().len()).sum::<usize>()
-            + usize::from(self.h2.load().is_some())
+            + self.h2.iter().filter(|h2| h2.load().is_some()).count()
     }
 
     /// Of those, HTTP/1.1 connections parked as bare sockets after `idle_release`.
@@ -377,7 +387,7 @@ pub async fn connect(
         .await
         .map_err(|_| ConnectError::Timeout(timeout))??;
     if let Sender::H2(h2) = &sender {
-        idle.h2.store(Some(Arc::new(h2.clone())));
+        idle.h2().store(Some(Arc::new(h2.clone())));
     }
     Ok(sender)
 }

@@ -107,9 +107,13 @@ async fn answer(req: Request<Incoming>, with_te: &AtomicUsize) -> Response<Frame
         .unwrap()
 }
 
+/// Two worker threads, each of which keeps its own HTTP/2 connection to a backend.
 fn config(backend: SocketAddr, pool_extra: &str) -> String {
     format!(
         r#"
+[runtime]
+threads = 2
+
 [[listener]]
 name = "web"
 listen = "127.0.0.1:0"
@@ -147,7 +151,7 @@ async fn call(tether: SocketAddr, payload: &'static [u8]) -> (Bytes, HeaderMap) 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_one_connection() {
+async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_a_connection_per_worker() {
     let backend = GrpcBackend::start(None).await;
     let tether = Tether::start(&config(backend.addr, "")).await;
     for _ in 0..5 {
@@ -167,10 +171,10 @@ async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_one_connection() {
         5,
         "te: trailers reached the backend"
     );
-    assert_eq!(
-        backend.connections.load(Ordering::Relaxed),
-        1,
-        "sequential calls multiplex over one upstream h2 connection"
+    let upstream = backend.connections.load(Ordering::Relaxed);
+    assert!(
+        (1..=2).contains(&upstream),
+        "five calls multiplex over at most one upstream h2 connection per worker, not {upstream}"
     );
 }
 
