@@ -106,9 +106,9 @@ pub async fn exchange<B>(
     read_response(stream, req.method() == Method::HEAD, backend)
         .await
         .map_err(|(error, answered)| Failed {
-            // The backend closed a kept-alive connection just as it was reused (its idle
-            // timeout, a restart): the request met a closed socket, as nginx and Go's client
-            // also assume when they retry idempotent requests on a fresh connection.
+            // No response byte on a reused connection: most likely the backend closed it just
+            // as it was reused (its idle timeout, a restart). An idempotent request may be
+            // repeated (RFC 9110 9.2.2), so it goes out again on a fresh connection.
             sent: answered || !reused || !idempotent(req.method()),
             error,
         })
