@@ -825,6 +825,88 @@ mod tests {
         assert!(data.is_empty() && trailers.is_empty());
     }
 
+    /// A valid chunked body of random chunks, extensions and trailers, with its data.
+    fn random_chunked(rng: &mut fastrand::Rng) -> (Vec<u8>, Vec<u8>) {
+        let (mut wire, mut data) = (Vec::new(), Vec::new());
+        for _ in 0..rng.usize(0..6) {
+            let chunk: Vec<u8> = (0..rng.usize(1..40)).map(|_| rng.u8(..)).collect();
+            let ext = if rng.bool() { ";a=b" } else { "" };
+            let size = format!("{:0width$x}", chunk.len(), width = rng.usize(1..4));
+            wire.extend_from_slice(format!("{size}{ext}\r\n").as_bytes());
+            wire.extend_from_slice(&chunk);
+            wire.extend_from_slice(b"\r\n");
+            data.extend_from_slice(&chunk);
+        }
+        wire.extend_from_slice(b"0\r\n");
+        if rng.bool() {
+            wire.extend_from_slice(b"X-T: 1\r\n");
+        }
+        wire.extend_from_slice(b"\r\n");
+        (wire, data)
+    }
+
+    #[test]
+    fn random_and_corrupted_chunked_bodies_never_panic_and_decode_alike_in_any_pieces() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for round in 0..3000 {
+            let (mut wire, data) = random_chunked(&mut rng);
+            let corrupt = round % 2 == 1;
+            if corrupt {
+                // Flip, drop or insert a few bytes anywhere.
+                for _ in 0..rng.usize(1..4) {
+                    let at = rng.usize(..wire.len());
+                    match rng.u8(0..3) {
+                        0 => wire[at] = rng.u8(..),
+                        1 => drop(wire.remove(at)),
+                        _ => wire.insert(at, rng.u8(..)),
+                    }
+                }
+            }
+            let whole = decode(&wire, wire.len().max(1));
+            if !corrupt {
+                assert_eq!(whole.as_ref().map(|(d, _)| d), Ok(&data), "round {round}");
+            }
+            for piece in [1, 2, 5, 13] {
+                let split = decode(&wire, piece);
+                // A decoder that waits for more bytes ("ran out") and one that fails on what it
+                // has both stop; only complete decodes must agree byte for byte.
+                if let (Ok(a), Ok(b)) = (&whole, &split) {
+                    assert_eq!(a.0, b.0, "round {round}, pieces of {piece}");
+                }
+                assert_eq!(
+                    whole.is_ok(),
+                    split.is_ok(),
+                    "round {round}, pieces of {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_and_corrupted_response_heads_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let base =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for _ in 0..5000 {
+            let mut head = base.to_vec();
+            for _ in 0..rng.usize(1..6) {
+                let at = rng.usize(..head.len());
+                match rng.u8(0..3) {
+                    0 => head[at] = rng.u8(..),
+                    1 => drop(head.remove(at)),
+                    _ => head.insert(at, rng.u8(..)),
+                }
+            }
+            for cut in [head.len() / 3, head.len()] {
+                let mut buf = BytesMut::from(&head[..cut]);
+                if let Ok(Some(h)) = parse_head(&mut buf) {
+                    let mut headers = h.headers;
+                    let _ = framing(h.status, h.version, false, &mut headers);
+                }
+            }
+        }
+    }
+
     #[test]
     fn broken_chunked_framing_fails() {
         for bad in [

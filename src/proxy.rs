@@ -1,9 +1,11 @@
 //! Per request: pick a backend, forward, and retry elsewhere when the request was never sent.
 //!
-//! The request path reads one routing snapshot and touches only atomics and the lock-free
-//! idle queues. A backend that cannot be connected to is skipped and never tried twice for
-//! the same request; the request body is untouched until a connection exists, so this is
-//! safe for every method. Once a request has been sent, a failure is answered, not retried.
+//! The request path reads one routing snapshot and touches only atomics and its worker's idle
+//! stack of the backend (a mutex held for a push or a pop). A backend that cannot be connected
+//! to is skipped and never tried twice for the same request; the request body is untouched
+//! until a connection exists, so this is safe for every method. Once a request has been sent,
+//! a failure is answered, not retried (unless `retry_idempotent` replays it elsewhere, or a
+//! reused connection was found closed before any response, see `h1_client`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
