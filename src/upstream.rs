@@ -20,6 +20,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -150,6 +151,9 @@ pub enum Reuse {
 struct Queue {
     items: Mutex<Vec<Idle>>,
     max: usize,
+    /// `items.len()` as of the last change, read without the lock to skip empty stacks (the
+    /// maintenance tick visits every backend's stack of every worker).
+    held: AtomicUsize,
 }
 
 impl Queue {
@@ -168,11 +172,18 @@ impl Queue {
             Idle::Parked { released: true, .. } => items.insert(0, idle),
             _ => items.push(idle),
         }
+        self.held.store(items.len(), Ordering::Relaxed);
         Ok(())
     }
 
     fn pop(&self) -> Option<Idle> {
-        self.lock().pop()
+        if self.held.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut items = self.lock();
+        let top = items.pop();
+        self.held.store(items.len(), Ordering::Relaxed);
+        top
     }
 }
 
@@ -201,9 +212,12 @@ impl IdleConns {
         Self {
             queues: (0..queues)
                 .map(|_| {
+                    // Grown on demand: a stack per worker thread for every backend, preallocated,
+                    // would cost a many-core host with a large pool megabytes for nothing.
                     Arc::new(Queue {
-                        items: Mutex::new(Vec::with_capacity(max.min(64))),
+                        items: Mutex::new(Vec::new()),
                         max,
+                        held: AtomicUsize::new(0),
                     })
                 })
                 .collect(),
@@ -317,6 +331,9 @@ impl IdleConns {
 
 /// [`IdleConns::expire`] for one worker's stack.
 fn expire(queue: &Queue, keepalive: Duration, release: Option<Duration>) {
+    if queue.held.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     // Sorted under the lock, in stack order; closed and parked after it is released.
     let (mut closing, mut parking) = (Vec::new(), Vec::new());
     {
@@ -345,6 +362,7 @@ fn expire(queue: &Queue, keepalive: Duration, release: Option<Duration>) {
             }
         }
         *items = kept;
+        queue.held.store(items.len(), Ordering::Relaxed);
     }
     for (sender, park, since) in parking {
         // Its task puts the socket back once hyper has let go of it.
