@@ -78,7 +78,7 @@ impl Control {
         // Before the routing state: each backend keeps one idle stack per worker.
         let workers = Workers::start(config.runtime.threads)
             .map_err(|e| anyhow::anyhow!("cannot start worker threads: {e}"))?;
-        tracing::info!(threads = workers.len(), "workers started");
+        tracing::info!(threads = workers.threads(), "workers started");
         let shared = Arc::new(Shared {
             routes: ArcSwap::from_pointee(Routes::build(&config, None)),
         });

@@ -83,11 +83,12 @@ pub async fn exchange<B>(
     backend: &Arc<Backend>,
     reused: bool,
 ) -> Result<Response<H1Body>, Failed> {
-    let mut head = Vec::with_capacity(512);
-    encode(req, &mut head);
+    // One buffer carries the request head out and then the response in: one allocation.
+    let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
+    encode(req, &mut buf);
     let mut written = 0;
-    while written < head.len() {
-        match stream.write(&head[written..]).await {
+    while written < buf.len() {
+        match stream.write(&buf[written..]).await {
             Ok(0) => {
                 return Err(Failed {
                     sent: written > 0,
@@ -103,7 +104,8 @@ pub async fn exchange<B>(
             }
         }
     }
-    read_response(stream, req.method() == Method::HEAD, backend)
+    buf.clear();
+    read_response(stream, buf, req.method() == Method::HEAD, backend)
         .await
         .map_err(|(error, answered)| Failed {
             // No response byte on a reused connection: most likely the backend closed it just
@@ -123,9 +125,9 @@ fn idempotent(method: &Method) -> bool {
 }
 
 /// Writes the request head: the request line in origin form, then the fields as they are.
-fn encode<B>(req: &Request<B>, out: &mut Vec<u8>) {
+fn encode<B>(req: &Request<B>, out: &mut BytesMut) {
     out.extend_from_slice(req.method().as_str().as_bytes());
-    out.push(b' ');
+    out.extend_from_slice(b" ");
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(if target.is_empty() {
         b"/"
@@ -146,10 +148,10 @@ fn encode<B>(req: &Request<B>, out: &mut Vec<u8>) {
 /// An error says whether any response byte had arrived.
 async fn read_response(
     mut stream: TcpStream,
+    mut buf: BytesMut,
     head_only: bool,
     backend: &Arc<Backend>,
 ) -> Result<Response<H1Body>, (Error, bool)> {
-    let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
     let mut answered = false;
     loop {
         let parsed = parse_head(&mut buf).map_err(|e| (e, true))?;
@@ -459,25 +461,19 @@ impl H1Body {
                 };
                 let size = chunk_size(&self.buf[..eol + 1])?;
                 self.buf.advance(eol + 1);
-                self.state = State::Chunked(if size == 0 {
+                let next = if size == 0 {
                     Chunk::Trailers
                 } else {
                     Chunk::Data(size)
-                });
-                self.step_chunked(match self.state {
-                    State::Chunked(c) => c,
-                    _ => unreachable!("set just above"),
-                })
+                };
+                self.state = State::Chunked(next);
+                self.step_chunked(next)
             }
             Chunk::Data(left) => {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
-                let n = usize::try_from(left)
-                    .unwrap_or(usize::MAX)
-                    .min(self.buf.len());
-                let data = self.buf.split_to(n).freeze();
-                let left = left - n as u64;
+                let (data, left) = take(&mut self.buf, left);
                 self.state = State::Chunked(if left == 0 {
                     Chunk::DataEnd
                 } else {
@@ -512,6 +508,12 @@ impl H1Body {
             }
         }
     }
+}
+
+/// Splits off up to `left` buffered bytes: the data and how many are still to come.
+fn take(buf: &mut BytesMut, left: u64) -> (Bytes, u64) {
+    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+    (buf.split_to(n).freeze(), left - n as u64)
 }
 
 /// Parses a chunk-size line (`1a;ext=v\r\n`): hex digits, optional extensions, CRLF.
@@ -582,11 +584,7 @@ impl Body for H1Body {
                 State::Done => return Poll::Ready(None),
                 State::Length(left) => {
                     if !this.buf.is_empty() {
-                        let n = usize::try_from(left)
-                            .unwrap_or(usize::MAX)
-                            .min(this.buf.len());
-                        let data = this.buf.split_to(n).freeze();
-                        let left = left - n as u64;
+                        let (data, left) = take(&mut this.buf, left);
                         this.state = State::Length(left);
                         if left == 0 {
                             this.finish();
@@ -935,10 +933,10 @@ mod tests {
             .append("x-multi", HeaderValue::from_static("1"));
         req.headers_mut()
             .append("x-multi", HeaderValue::from_static("2"));
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         encode(&req, &mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out.to_vec()).unwrap(),
             "GET /a/b?c=d HTTP/1.1\r\nhost: example.com\r\nx-multi: 1\r\nx-multi: 2\r\n\r\n"
         );
     }

@@ -208,7 +208,8 @@ impl std::fmt::Debug for IdleConns {
 impl IdleConns {
     /// Room for `max` idle HTTP/1.1 connections per worker thread (0 disables reuse).
     pub fn new(max: usize) -> Self {
-        let queues = if max == 0 { 0 } else { crate::workers::count() };
+        let workers = crate::workers::count();
+        let queues = if max == 0 { 0 } else { workers };
         Self {
             queues: (0..queues)
                 .map(|_| {
@@ -221,9 +222,7 @@ impl IdleConns {
                     })
                 })
                 .collect(),
-            h2: (0..crate::workers::count())
-                .map(|_| ArcSwapOption::empty())
-                .collect(),
+            h2: (0..workers).map(|_| ArcSwapOption::empty()).collect(),
         }
     }
 

@@ -87,13 +87,8 @@ impl Workers {
     }
 
     /// Worker threads serving connections (1 when the main runtime serves them).
-    pub fn len(&self) -> usize {
+    pub fn threads(&self) -> usize {
         self.open.len()
-    }
-
-    /// Always false: there is at least one worker.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Serves `stream` with `serve` on the worker with the fewest open connections (the lowest
@@ -147,7 +142,7 @@ mod tests {
     #[test]
     fn connections_go_to_the_least_loaded_worker_and_stay_on_its_thread() {
         let workers = Workers::start(2).expect("workers");
-        assert_eq!(workers.len(), 2);
+        assert_eq!(workers.threads(), 2);
         let main = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -78,22 +78,9 @@ async fn serve(mut stream: TcpStream, reply: Script) {
     }
 }
 
+/// Pool `app` with the scripted backend; requests are not replayed on failure, so a 502 shows.
 fn config(addr: std::net::SocketAddr) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-retry_idempotent = false
-
-[[pool.app.backend]]
-id = "app-1"
-addr = "{addr}"
-"#
-    )
+    common::affinity::config("retry_idempotent = false", None, &[("app-1", addr)])
 }
 
 /// Sends `GET path` (or another method) on `conn` and reads the response.
