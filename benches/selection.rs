@@ -13,7 +13,7 @@ use tether::backend::Backend;
 use tether::balance::hash::{hash_key, ConsistentHash};
 use tether::balance::Balancer;
 use tether::config::{self, Balance};
-use tether::pool::Routes;
+use tether::snapshot::Snapshot;
 
 const SIZES: [usize; 3] = [3, 100, 10_000];
 
@@ -80,19 +80,11 @@ fn pools(c: &mut Criterion) {
                 ));
             }
             let cfg = config::parse(&text).unwrap();
-            let routes = Routes::build(&cfg, None);
-            let pool = &routes.pools["p"];
+            let snapshot = Snapshot::build(&cfg, None);
+            let pool = &snapshot.pools["p"];
             let mut headers = HeaderMap::new();
             if name == "cookie" {
                 // A returning client: the common case is a valid cookie (a hit).
-                let plan = pool.sticky.plan(
-                    pool,
-                    &headers,
-                    &Uri::from_static("/"),
-                    [127, 0, 0, 1].into(),
-                    1,
-                );
-                let _ = plan;
                 let value = pool
                     .sticky
                     .set_cookie(&pool.backends[n / 2].id, 1_700_000_000, false)
@@ -111,8 +103,7 @@ fn pools(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(name, n), &n, |bench, _| {
                 bench.iter(|| {
                     ip = ip.wrapping_add(1);
-                    let plan = pool.sticky.plan(
-                        pool,
+                    let plan = pool.plan(
                         &headers,
                         &uri,
                         std::net::Ipv4Addr::from(ip).into(),

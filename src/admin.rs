@@ -21,9 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::backend::AdminState;
-use crate::body::ProxyBody;
 use crate::control::{Control, ControlError};
 use crate::proxy::local_response;
+use crate::proxy::ProxyBody;
 use crate::server::stopped;
 use crate::stats::BackendSnapshot;
 
@@ -222,7 +222,7 @@ struct BackendStatus<'a> {
 }
 
 fn status(control: &Control) -> serde_json::Value {
-    let routes = control.shared.routes.load();
+    let routes = control.shared.snapshot.load();
     let mut pools = serde_json::Map::new();
     let mut names: Vec<&String> = routes.pools.keys().collect();
     names.sort();

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now_ms;
+use crate::conn::IdleConns;
 use crate::stats::BackendStats;
-use crate::upstream::IdleConns;
 
 /// What an operator asked of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::backend::{AdminState, State};
 use crate::config::{self, BackendConfig, Config, ListenerConfig, MAX_WEIGHT};
-use crate::pool::Routes;
-use crate::proxy::Shared;
+use crate::snapshot::{Shared, Snapshot};
+
 use crate::server::{self, ListenerEnv};
 use crate::stats::ListenerStats;
 use crate::workers::Workers;
@@ -80,7 +80,7 @@ impl Control {
             .map_err(|e| anyhow::anyhow!("cannot start worker threads: {e}"))?;
         tracing::info!(threads = workers.threads(), "workers started");
         let shared = Arc::new(Shared {
-            routes: ArcSwap::from_pointee(Routes::build(&config, None)),
+            snapshot: ArcSwap::from_pointee(Snapshot::build(&config, None)),
         });
         let control = Arc::new(Self {
             shared,
@@ -169,7 +169,7 @@ impl Control {
         })?;
         let new = config::load(path).map_err(|e| ControlError::Invalid(e.to_string()))?;
         let mut inner = self.inner.lock().await;
-        let running = self.shared.routes.load().config.clone();
+        let running = self.shared.snapshot.load().config.clone();
         if new.admin != running.admin {
             tracing::warn!("[admin] changes take effect at the next restart");
         }
@@ -256,8 +256,8 @@ impl Control {
 
     /// Builds and stores the routing snapshot for `config`.
     fn store_config(&self, config: &Config) {
-        let routes = Routes::build(config, Some(&self.shared.routes.load()));
-        self.shared.routes.store(Arc::new(routes));
+        let routes = Snapshot::build(config, Some(&self.shared.snapshot.load()));
+        self.shared.snapshot.store(Arc::new(routes));
         self.ensure_health_tasks();
     }
 
@@ -269,7 +269,7 @@ impl Control {
         to: AdminState,
     ) -> Result<State, ControlError> {
         let _inner = self.inner.lock().await;
-        let routes = self.shared.routes.load();
+        let routes = self.shared.snapshot.load();
         let p = routes
             .pools
             .get(pool)
@@ -315,7 +315,7 @@ impl Control {
             }
         };
         let _inner = self.inner.lock().await;
-        let mut config = self.shared.routes.load().config.clone();
+        let mut config = self.shared.snapshot.load().config.clone();
         let pc = config
             .pools
             .get_mut(pool)
@@ -343,7 +343,7 @@ impl Control {
     /// Removes a backend: it drains (keeping pinned clients and in-flight requests), then goes.
     pub async fn remove_backend(&self, pool: &str, id: &str) -> Result<(), ControlError> {
         let _inner = self.inner.lock().await;
-        let mut config = self.shared.routes.load().config.clone();
+        let mut config = self.shared.snapshot.load().config.clone();
         let pc = config
             .pools
             .get_mut(pool)
@@ -385,7 +385,7 @@ impl Control {
 
     /// Starts a health checker for every pool that has checks and none running.
     fn ensure_health_tasks(&self) {
-        let routes = self.shared.routes.load();
+        let routes = self.shared.snapshot.load();
         let mut tasks = self.health_tasks.lock().expect("health lock");
         tasks.retain(|_, t| !t.is_finished());
         for (name, pool) in &routes.pools {
@@ -409,7 +409,7 @@ async fn maintenance(control: std::sync::Weak<Control>) {
         let Some(control) = control.upgrade() else {
             return;
         };
-        let routes = control.shared.routes.load_full();
+        let routes = control.shared.snapshot.load_full();
         let mut finished_removal = false;
         let mut live = HashMap::new();
         for (name, pool) in &routes.pools {
@@ -433,7 +433,7 @@ async fn maintenance(control: std::sync::Weak<Control>) {
         seen = live;
         if finished_removal {
             let _inner = control.inner.lock().await;
-            let current = control.shared.routes.load();
+            let current = control.shared.snapshot.load();
             let config = current.config.clone();
             drop(current);
             control.store_config(&config);

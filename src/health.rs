@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::config::{HealthCheck, HealthConfig};
-use crate::proxy::Shared;
+use crate::snapshot::Shared;
 
 /// Consecutive results of one backend, owned by the checker task.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub async fn run(shared: Arc<Shared>, pool: String) {
     let mut streaks: HashMap<(Arc<str>, SocketAddr), Streak> = HashMap::new();
     let mut all_down_warned = false;
     loop {
-        let routes = shared.routes.load_full();
+        let routes = shared.snapshot.load_full();
         let Some(p) = routes.pools.get(&pool).cloned() else {
             return;
         };

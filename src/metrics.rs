@@ -9,7 +9,7 @@ use crate::stats::LATENCY_BUCKETS;
 
 /// Renders every metric family.
 pub fn render(control: &Control) -> String {
-    let routes = control.shared.routes.load();
+    let routes = control.shared.snapshot.load();
     let mut pools: Vec<_> = routes.pools.iter().collect();
     pools.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = String::with_capacity(4096);

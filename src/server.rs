@@ -21,11 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::client::{Busy, TimedIo};
 use crate::config::ListenerConfig;
-use crate::proxy::{self, ListenerCtx, Shared};
+use crate::proxy::{self, ListenerCtx};
 use crate::proxy_protocol;
+use crate::snapshot::Shared;
 use crate::stats::{ListenerStats, OpenConnection};
-pub use crate::timed_io::{Activity, Busy, TimedIo};
 use crate::workers::Workers;
 
 /// hyper's HTTP/1.1 and HTTP/2 connection settings for one listener's limits.

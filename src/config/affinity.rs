@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::problems::Problems;
 use super::raw::RawPool;
-use super::{AffinityMode, Balance, CookieConfig, HashKey, Problems, SameSite};
+use super::types::{AffinityMode, Balance, CookieConfig, HashKey, SameSite};
 use crate::affinity::client_ip::TrustedProxies;
 use crate::affinity::cookie::MIN_KEY_LEN;
 

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::upstream::Protocol;
-
+use super::problems::Problems;
 use super::raw::{RawHealth, RawPassive, RawPool};
-use super::{
+use super::types::{
     AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, PassiveConfig, PoolConfig,
-    Problems, UpstreamTls, MAX_WEIGHT,
+    Protocol, UpstreamTls, MAX_WEIGHT,
 };
 
 pub(super) fn validate_pool(

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 pub use crate::tls::CertFiles;
 
+/// Largest accepted backend weight; keeps the round-robin schedule small.
+pub const MAX_WEIGHT: u32 = 1000;
+
 /// A validated configuration, ready to build listeners and pools from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -139,6 +142,15 @@ pub struct CookieConfig {
     pub keys: Vec<String>,
 }
 
+/// The protocol tether speaks to a pool's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2 (prior knowledge on plain TCP, ALPN `h2` over TLS): needed for gRPC.
+    H2,
+}
+
 /// One `[pool.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
@@ -180,7 +192,7 @@ pub struct PoolConfig {
     /// The affinity cookie (used by `affinity = "cookie"` and `"spread"`).
     pub cookie: CookieConfig,
     /// HTTP version spoken to backends.
-    pub protocol: crate::upstream::Protocol,
+    pub protocol: Protocol,
     /// TLS to backends, if enabled.
     pub tls: Option<UpstreamTls>,
     /// Replay safe bodiless requests on another backend when one fails before responding.

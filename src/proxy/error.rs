@@ -19,7 +19,7 @@ pub enum ProxyError {
     Upstream(#[source] hyper::Error),
     /// The backend failed after the request was sent, on a connection tether reads itself.
     #[error("upstream failed")]
-    UpstreamH1(#[source] crate::h1_client::Error),
+    UpstreamH1(#[source] crate::upstream::h1::Error),
     /// The backend did not send response headers within `response_timeout`.
     #[error("upstream timed out")]
     Timeout,

@@ -12,16 +12,19 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
 use crate::access::AccessRecord;
 use crate::backend::InFlight;
-use crate::h1_client::H1Body;
-use crate::server::Busy;
+use crate::client::Busy;
+use crate::upstream::h1::H1Body;
 use crate::upstream::Release;
 
 /// Any error a body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A backend's response body: read by hyper's client, or by [`crate::h1_client`] in the
+/// A backend's response body: read by hyper's client, or by [`crate::upstream::h1`] in the
 /// client connection's task.
 #[derive(Debug)]
 pub enum UpstreamBody {
@@ -131,4 +134,15 @@ impl Body for ProxyBody {
             }
         }
     }
+}
+
+/// A short plain-text response produced by tether.
+pub fn local_response(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::local(text.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
 }

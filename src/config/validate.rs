@@ -1,0 +1,221 @@
+//! Reading a config file: serde parses the raw tree (structural errors), then validation
+//! walks it and turns it into a typed [`Config`], collecting every semantic problem.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::pool;
+use super::problems::{line_of, ConfigErrors, Problems};
+use super::raw::{self, RawConfig};
+use super::types::*;
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_in(&text, base)
+}
+
+/// Parses and validates config text; relative file paths are taken from the current directory.
+pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, Path::new(""))
+}
+
+/// Parses and validates config text; relative file paths are resolved against `base`.
+pub fn parse_in(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    let de = toml::Deserializer::new(text);
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.message().to_string();
+        let line = inner
+            .span()
+            .map(|s| format!(" (line {})", line_of(text, s.start)))
+            .unwrap_or_default();
+        let path = if path == "." || path.is_empty() {
+            "config".to_string()
+        } else {
+            path
+        };
+        ConfigErrors(vec![format!("{path}{line}: {msg}")])
+    })?;
+    validate(raw, text, base)
+}
+
+/// Checks a listener's `tls` table and loads its certificates, so `check` catches bad files.
+fn validate_tls(
+    p: &mut Problems<'_>,
+    key: &str,
+    t: &Spanned<raw::RawTls>,
+    base: &Path,
+) -> Vec<CertFiles> {
+    let raw = t.get_ref();
+    let pairs: Vec<(String, String)> = match (&raw.cert, &raw.key, &raw.certs) {
+        (Some(c), Some(k), None) => vec![(c.clone(), k.clone())],
+        (None, None, Some(list)) if !list.is_empty() => list
+            .iter()
+            .map(|c| (c.cert.clone(), c.key.clone()))
+            .collect(),
+        _ => {
+            p.add(
+                key,
+                t,
+                "expected { cert = \"...\", key = \"...\" } or { certs = [{ cert, key }, ...] }",
+            );
+            return Vec::new();
+        }
+    };
+    let files: Vec<CertFiles> = pairs
+        .into_iter()
+        .map(|(cert, key)| CertFiles {
+            cert: crate::tls::resolve(base, Path::new(&cert)),
+            key: crate::tls::resolve(base, Path::new(&key)),
+        })
+        .collect();
+    if let Err(e) = crate::tls::acceptor(&files) {
+        p.add(key, t, e);
+    }
+    files
+}
+
+fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    let mut p = Problems::new(text);
+
+    let runtime = RuntimeConfig {
+        threads: raw.runtime.threads.unwrap_or(0),
+        shutdown_timeout: p.duration(
+            "runtime.shutdown_timeout",
+            &raw.runtime.shutdown_timeout,
+            Duration::from_secs(30),
+        ),
+    };
+
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let listen = p.addr("admin.listen", &a.listen)?;
+        let token = a.token.as_ref().map(|t| t.get_ref().clone());
+        if let Some(t) = &a.token {
+            if t.get_ref().len() < 16 {
+                p.add("admin.token", t, "must be at least 16 characters");
+            }
+        }
+        if token.is_none() && !listen.ip().is_loopback() {
+            p.add(
+                "admin.listen",
+                &a.listen,
+                "the admin API is bound off loopback: set admin.token (a bearer token) too",
+            );
+        }
+        Some(AdminConfig { listen, token })
+    });
+
+    let mut pools = BTreeMap::new();
+    for (name, rp) in &raw.pool {
+        if let Some(pool) = pool::validate_pool(&mut p, name, rp, base) {
+            pools.insert(name.clone(), pool);
+        }
+    }
+
+    if raw.listener.is_empty() {
+        p.add_plain("listener", "at least one [[listener]] is required");
+    }
+    let mut listeners = Vec::new();
+    let mut names = HashSet::new();
+    for (i, rl) in raw.listener.iter().enumerate() {
+        let key = format!("listener[{i}]");
+        let name = rl.name.clone().unwrap_or_else(|| format!("listener{i}"));
+        if !names.insert(name.clone()) {
+            p.add_plain(
+                &format!("{key}.name"),
+                format_args!("duplicate listener name {name:?}"),
+            );
+        }
+        let listen = p.addr(&format!("{key}.listen"), &rl.listen);
+        if !raw.pool.contains_key(rl.pool.get_ref()) {
+            p.add(
+                &format!("{key}.pool"),
+                &rl.pool,
+                format_args!(
+                    "no pool named {:?} (define [pool.{}])",
+                    rl.pool.get_ref(),
+                    rl.pool.get_ref()
+                ),
+            );
+        }
+        let max_connections = match &rl.max_connections {
+            Some(v) if *v.get_ref() == 0 => {
+                p.add(&format!("{key}.max_connections"), v, "must be at least 1");
+                1
+            }
+            Some(v) => *v.get_ref(),
+            None => 10_000,
+        };
+        let max_header_size = match &rl.max_header_size {
+            Some(v) if !(8192..=1 << 20).contains(v.get_ref()) => {
+                p.add(
+                    &format!("{key}.max_header_size"),
+                    v,
+                    "must be between 8192 and 1048576 bytes",
+                );
+                32 * 1024
+            }
+            Some(v) => *v.get_ref(),
+            None => 32 * 1024,
+        };
+        let header_timeout = p.duration(
+            &format!("{key}.header_timeout"),
+            &rl.header_timeout,
+            Duration::from_secs(10),
+        );
+        let idle_timeout = p.duration(
+            &format!("{key}.idle_timeout"),
+            &rl.idle_timeout,
+            Duration::from_secs(60),
+        );
+        let idle_release = p.duration_or_zero(
+            &format!("{key}.idle_release"),
+            &rl.idle_release,
+            Duration::from_secs(1),
+        );
+        if let Some(listen) = listen {
+            let tls = rl
+                .tls
+                .as_ref()
+                .map(|t| validate_tls(&mut p, &format!("{key}.tls"), t, base))
+                .unwrap_or_default();
+            listeners.push(ListenerConfig {
+                name,
+                listen,
+                pool: rl.pool.get_ref().clone(),
+                max_connections,
+                max_header_size,
+                header_timeout,
+                idle_timeout,
+                idle_release: (!idle_release.is_zero()).then_some(idle_release),
+                tls,
+                proxy_protocol: rl.proxy_protocol.unwrap_or(false),
+                min_body_rate: rl.min_body_rate.unwrap_or(1024),
+                max_connections_per_ip: rl.max_connections_per_ip.unwrap_or(0),
+            });
+        }
+    }
+
+    if p.list.is_empty() {
+        Ok(Config {
+            runtime,
+            admin,
+            listeners,
+            pools,
+            warnings: p.warnings,
+        })
+    } else {
+        // Report in file order, as an editor would show them.
+        p.list.sort_by_key(|(line, _)| *line);
+        Err(ConfigErrors(
+            p.list.into_iter().map(|(_, msg)| msg).collect(),
+        ))
+    }
+}

@@ -1,0 +1,157 @@
+//! The retry loop: the planned backend first, then others in the balancer's (or the hash
+//! ring's) order, until one answers or a failure must be answered.
+//!
+//! A backend that cannot be connected to is skipped and never tried twice for the same request;
+//! the request body is untouched until a connection exists, so this is safe for every method.
+//! Once a request has been sent, a failure is answered, not retried (unless `retry_idempotent`
+//! replays it elsewhere, or a reused connection was found closed before any response, see
+//! [`crate::upstream::h1`]).
+
+use std::sync::Arc;
+
+use http::{Request, Response, Uri};
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use super::attempt::{attempt, Failure};
+use super::body::UpstreamBody;
+use super::error::ProxyError;
+use crate::access::AccessRecord;
+use crate::backend::{Backend, InFlight};
+use crate::client::{ClientBody, TooSlow};
+use crate::pool::sticky::Plan;
+use crate::pool::Pool;
+use crate::stats;
+use crate::upstream::Release;
+
+/// What is needed to send a safe, bodiless request again.
+struct Replay {
+    method: http::Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    /// A copy of `req` if it is GET, HEAD or OPTIONS without a body.
+    fn of(req: &Request<ClientBody>) -> Option<Replay> {
+        use http::Method;
+        use http_body::Body as _;
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        (safe && req.body().is_end_stream()).then(|| Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn request(&self) -> Request<ClientBody> {
+        let mut req = Request::new(ClientBody::empty());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// Sends `req` to the planned backend, then to others in the balancer's (or the hash ring's)
+/// order until one answers. A pinned backend that cannot be reached re-pins the client.
+pub(super) async fn forward(
+    pool: &Pool,
+    mut req: Request<ClientBody>,
+    record: &mut AccessRecord,
+    plan: &mut Plan,
+) -> Result<(Response<UpstreamBody>, InFlight, Release), ProxyError> {
+    // Inline: no allocation unless a request tries more than four backends.
+    let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
+    let mut next = plan.first;
+    // The copy costs a header-map clone, so it is made only where a replay could happen.
+    let replay = (pool.settings.retry_idempotent && pool.backends.len() > 1)
+        .then(|| Replay::of(&req))
+        .flatten();
+    loop {
+        let pick = next.take().or_else(|| match plan.hash {
+            Some(key) => pool
+                .retry_hash(key, &tried)
+                .or_else(|| pool.pick_new(&tried)),
+            None => pool.pick_new(&tried),
+        });
+        let Some(i) = pick else {
+            return Err(if tried.is_empty() {
+                ProxyError::NoBackend
+            } else {
+                ProxyError::AllUnreachable {
+                    attempts: tried.len(),
+                }
+            });
+        };
+        tried.push(i);
+        let backend = &pool.backends[i];
+        let in_flight = backend.start_request();
+        let sent_at = Instant::now();
+        let outcome = attempt(backend, &pool.settings, req).await;
+        let passive = &pool.settings.passive;
+        match outcome {
+            Ok((resp, release)) => {
+                let status = resp.status();
+                backend
+                    .stats
+                    .count_response(status.as_u16(), sent_at.elapsed());
+                note_outcome(pool, backend, !(passive.on_5xx && status.is_server_error()));
+                record.retries = tried.len() - 1;
+                return Ok((resp, in_flight, release));
+            }
+            Err(Failure::Resendable(back, e)) => {
+                // The pinned backend is unreachable (e.g. killed, not yet seen down).
+                if plan.lost_pin() {
+                    backend.stats.count_redispatch();
+                }
+                backend.stats.count_failure(stats::Failure::Connect);
+                note_outcome(pool, backend, false);
+                tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                req = back;
+            }
+            // The client's body failed (malformed chunking, too slow, client gone): the
+            // client's fault, so it counts against neither the backend's health nor its stats.
+            Err(Failure::Sent(ProxyError::Upstream(e))) if e.is_user() => {
+                record.backend = Some(Arc::clone(&backend.id));
+                tracing::debug!(pool = %pool.name, backend.id = %backend.id, error = %e, "client request body failed");
+                return Err(if TooSlow::caused(&e) {
+                    ProxyError::ClientTooSlow
+                } else {
+                    ProxyError::ClientBody
+                });
+            }
+            Err(Failure::Sent(e)) => {
+                let kind = match e {
+                    ProxyError::Timeout => stats::Failure::Timeout,
+                    _ => stats::Failure::Upstream,
+                };
+                backend.stats.count_failure(kind);
+                note_outcome(pool, backend, false);
+                // A safe, bodiless request that died before any response (reset, closed) is
+                // replayed elsewhere; a timeout is not (the backend may still be working on it).
+                if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
+                    tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                    if plan.lost_pin() {
+                        backend.stats.count_redispatch();
+                    }
+                    req = replay.request();
+                    continue;
+                }
+                record.backend = Some(Arc::clone(&backend.id));
+                tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Feeds passive health; logs an ejection.
+fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
+    if let Some(period) = backend.record_outcome(ok, &pool.settings.passive) {
+        tracing::warn!(pool = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
+        if pool.settings.health.is_some() {
+            backend.require_recheck();
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! One client request from start to end: routing snapshot, affinity plan, the rewritten
+//! request forwarded, and the backend's response made the client's (cookie, explain header,
+//! upgrade), or a failure answered.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::body::{local_response, ProxyBody};
+use super::forward::forward;
+use super::listener::ListenerCtx;
+use super::rewrite::to_upstream;
+use super::upgrade::Upgrade;
+use crate::access::AccessRecord;
+use crate::client::Busy;
+use crate::config::{AffinityMode, Protocol};
+use crate::headers;
+use crate::pool::sticky::strip_cookie;
+use crate::snapshot::Shared;
+
+/// Proxies one client request; every failure becomes a response, never an error.
+pub async fn handle(
+    shared: Arc<Shared>,
+    listener: Arc<ListenerCtx>,
+    client: SocketAddr,
+    busy: Busy,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let log = AccessRecord::log_enabled();
+    let mut record = AccessRecord {
+        listener: Arc::clone(&listener.name),
+        client,
+        method: req.method().clone(),
+        path: if log {
+            req.uri().path().to_owned()
+        } else {
+            String::new()
+        },
+        status: StatusCode::BAD_GATEWAY,
+        backend: None,
+        retries: 0,
+        affinity: "none",
+        bytes: 0,
+        aborted: false,
+        start: Instant::now(),
+        enabled: log,
+    };
+    let client_version = req.version();
+    // RFC 9112 3.2: more than one Host is answered 400, never guessed at.
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        record.status = StatusCode::BAD_REQUEST;
+        let mut resp = local_response(record.status, "more than one Host header\n");
+        // A client that sends this is confused or hostile: do not read another request from it.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
+    let snapshot = shared.snapshot.load();
+    let Some(pool) = snapshot.pools.get(&listener.pool) else {
+        record.status = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(local_response(record.status, "no backend available\n"));
+    };
+    // Only a cookie's age needs the wall clock.
+    let now_secs = pool.sticky.cookie_name().map_or(0, |_| unix_now());
+    let mut plan = pool.plan(req.headers(), req.uri(), client.ip(), now_secs);
+    let mut req = req;
+    if let Some(name) = pool.sticky.cookie_name() {
+        strip_cookie(req.headers_mut(), name);
+    }
+    let upgrade = Upgrade::take(&mut req);
+    let trusted = pool.sticky.is_trusted(client.ip());
+    let h2_upstream = pool.settings.upstream.protocol == Protocol::H2;
+    let mut req = to_upstream(req, client, trusted, &listener, h2_upstream);
+    if let Some(upgrade) = &upgrade {
+        upgrade.forward(req.headers_mut());
+    }
+    let result = forward(pool, req, &mut record, &mut plan).await;
+    record.affinity = plan.why.as_str();
+    Ok(match result {
+        Ok((mut resp, in_flight, release)) => {
+            let switched = Upgrade::answer(upgrade.as_ref(), &mut resp);
+            // Answer in the client's protocol, whatever the backend spoke.
+            *resp.version_mut() = client_version;
+            let backend = in_flight.backend();
+            if plan.issue {
+                let issued = plan.issued.unwrap_or_else(unix_now);
+                if let Some(v) =
+                    pool.sticky
+                        .set_cookie(&backend.id, issued, listener.proto == "https")
+                {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                if plan.issued.is_none() && pool.sticky.mode == AffinityMode::Cookie {
+                    backend.stats.count_pin();
+                }
+            }
+            if pool.sticky.explain {
+                let explain = format!("{}; backend={}", plan.why.as_str(), backend.id);
+                if let Ok(v) = HeaderValue::from_str(&explain) {
+                    resp.headers_mut().insert(headers::EXPLAIN.clone(), v);
+                }
+            }
+            record.status = resp.status();
+            record.backend = Some(Arc::clone(&backend.id));
+            if let (true, Some(upgrade)) = (switched, upgrade) {
+                let tunnel = upgrade.splice(resp, in_flight, busy, pool.settings.drain);
+                return Ok(tunnel.map(|()| ProxyBody::Local(None)));
+            }
+            resp.map(|inner| ProxyBody::Upstream {
+                inner,
+                in_flight,
+                record,
+                busy: Some(busy),
+                release,
+            })
+        }
+        Err(e) => {
+            record.status = e.status();
+            tracing::debug!(listener = %listener.name, error = %e, "request failed");
+            local_response(e.status(), &format!("{e}\n"))
+        }
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
