@@ -6,10 +6,8 @@
 //! stores it. A change that does not validate is refused whole and nothing is touched.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -17,35 +15,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::diff::diff;
+use super::edits;
+use super::error::ControlError;
+use super::maintenance::{Transitions, TICK};
 use crate::backend::{AdminState, State};
-use crate::config::{self, BackendConfig, Config, ListenerConfig, MAX_WEIGHT};
+use crate::config::{self, Config, ListenerConfig};
 use crate::snapshot::{Shared, Snapshot};
 
 use crate::server::{self, ListenerEnv};
 use crate::stats::ListenerStats;
 use crate::workers::Workers;
-
-/// Why an admin or reload request was refused; nothing changed.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// No such pool.
-    #[error("no pool named {0:?}")]
-    UnknownPool(String),
-    /// No such backend in the pool.
-    #[error("pool {pool:?} has no backend {id:?}")]
-    UnknownBackend {
-        /// Pool name.
-        pool: String,
-        /// Backend id.
-        id: String,
-    },
-    /// The request or the file is invalid.
-    #[error("{0}")]
-    Invalid(String),
-    /// The new config is valid but could not be applied (e.g. an address cannot be bound).
-    #[error("{0}")]
-    Apply(String),
-}
 
 struct RunningListener {
     cfg: ListenerConfig,
@@ -108,7 +88,7 @@ impl Control {
             }
         }
         control.ensure_health_tasks();
-        tokio::spawn(maintenance(Arc::downgrade(&control)));
+        tokio::spawn(maintain(Arc::downgrade(&control)));
         Ok(control)
     }
 
@@ -202,8 +182,9 @@ impl Control {
                 fresh.push((tcp, l.clone()));
             }
         }
+        let changes = diff(&running, &new);
         self.store_config(&new);
-        let mut summary = Vec::new();
+        let mut failed = Vec::new();
         // Unchanged TLS listeners pick up re-read certificates for new handshakes.
         for (name, running) in &inner.listeners {
             if let (Some(slot), Some(Some(acceptor))) = (&running.tls, acceptors.get(name)) {
@@ -220,7 +201,6 @@ impl Control {
             let old = inner.listeners.remove(&name).expect("listed above");
             let _ = old.stop.send(true);
             let _ = old.task.await;
-            summary.push(format!("listener {name} stopped"));
         }
         // Changed listeners whose address was still held by the old socket bind now.
         let rebind: Vec<ListenerConfig> = new
@@ -235,21 +215,18 @@ impl Control {
                 Ok(tcp) => fresh.push((tcp, l)),
                 Err(e) => {
                     tracing::error!(listener.name = %l.name, error = %e, "cannot rebind changed listener");
-                    summary.push(format!("listener {} failed to rebind: {e}", l.name));
+                    failed.push(format!("listener {} failed to rebind: {e}", l.name));
                 }
             }
         }
         for (tcp, l) in fresh {
-            summary.push(format!("listener {} started", l.name));
             let tls = acceptors.remove(&l.name).flatten();
             self.spawn_listener(&mut inner, tcp, l, tls);
         }
-        let backends: usize = new.pools.values().map(|p| p.backends.len()).sum();
-        summary.push(format!(
-            "{} pool(s), {backends} backend(s)",
-            new.pools.len()
-        ));
-        let summary = summary.join("; ");
+        let summary = std::iter::once(changes.to_string())
+            .chain(failed)
+            .collect::<Vec<_>>()
+            .join("; ");
         tracing::info!(config = %path.display(), changes = %summary, "reloaded");
         Ok(summary)
     }
@@ -297,46 +274,11 @@ impl Control {
         addr: &str,
         weight: Option<i64>,
     ) -> Result<bool, ControlError> {
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| ControlError::Invalid(format!("invalid socket address {addr:?}")))?;
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_graphic()) || id.len() > 128 {
-            return Err(ControlError::Invalid(
-                "backend id must be 1-128 printable ASCII characters without spaces".into(),
-            ));
-        }
-        let weight = match weight {
-            None => None,
-            Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(&w) => Some(w as u32),
-            Some(w) => {
-                return Err(ControlError::Invalid(format!(
-                    "weight {w} out of range 1..={MAX_WEIGHT}"
-                )))
-            }
-        };
         let _inner = self.inner.lock().await;
         let mut config = self.shared.snapshot.load().config.clone();
-        let pc = config
-            .pools
-            .get_mut(pool)
-            .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
-        let added = match pc.backends.iter_mut().find(|b| b.id == id) {
-            Some(b) => {
-                b.addr = addr;
-                b.weight = weight.unwrap_or(b.weight);
-                false
-            }
-            None => {
-                pc.backends.push(BackendConfig {
-                    id: id.into(),
-                    addr,
-                    weight: weight.unwrap_or(1),
-                });
-                true
-            }
-        };
+        let added = edits::upsert_backend(&mut config, pool, id, addr, weight)?;
         self.store_config(&config);
-        tracing::info!(pool = %pool, backend.id = %id, backend.addr = %addr, added, "backend set via admin API");
+        tracing::info!(pool.name = %pool, backend.id = %id, backend.addr = %addr, added, "backend set via admin API");
         Ok(added)
     }
 
@@ -344,23 +286,7 @@ impl Control {
     pub async fn remove_backend(&self, pool: &str, id: &str) -> Result<(), ControlError> {
         let _inner = self.inner.lock().await;
         let mut config = self.shared.snapshot.load().config.clone();
-        let pc = config
-            .pools
-            .get_mut(pool)
-            .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
-        let before = pc.backends.len();
-        pc.backends.retain(|b| b.id != id);
-        if pc.backends.len() == before {
-            return Err(ControlError::UnknownBackend {
-                pool: pool.into(),
-                id: id.into(),
-            });
-        }
-        if pc.backends.is_empty() {
-            return Err(ControlError::Invalid(format!(
-                "{id:?} is the last backend of pool {pool:?}; a pool needs at least one"
-            )));
-        }
+        edits::remove_backend(&mut config, pool, id)?;
         self.store_config(&config);
         Ok(())
     }
@@ -397,51 +323,6 @@ impl Control {
     }
 }
 
-/// Every 200 ms: log state transitions (drain finished, health flips via passive ejection),
-/// close idle upstream connections older than the pool's `keepalive_timeout` (and park those
-/// idle for its `idle_release`), and drop backends that finished draining after removal.
-async fn maintenance(control: std::sync::Weak<Control>) {
-    let mut seen: HashMap<(String, Arc<str>, SocketAddr), State> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let Some(control) = control.upgrade() else {
-            return;
-        };
-        let routes = control.shared.snapshot.load_full();
-        let mut finished_removal = false;
-        let mut live = HashMap::new();
-        for (name, pool) in &routes.pools {
-            for b in &pool.backends {
-                b.idle
-                    .expire(pool.settings.keepalive_timeout, pool.settings.idle_release);
-                let state = b.state(&pool.settings.drain);
-                let key = (name.clone(), Arc::clone(&b.id), b.addr);
-                match seen.get(&key) {
-                    Some(&before) if before != state => {
-                        tracing::info!(pool = %name, backend.id = %b.id, backend.addr = %b.addr, from = %before.as_str(), to = %state.as_str(), in_flight = b.in_flight(), "backend state changed");
-                    }
-                    _ => {}
-                }
-                if b.is_removing() && state == State::Drained {
-                    finished_removal = true;
-                }
-                live.insert(key, state);
-            }
-        }
-        seen = live;
-        if finished_removal {
-            let _inner = control.inner.lock().await;
-            let current = control.shared.snapshot.load();
-            let config = current.config.clone();
-            drop(current);
-            control.store_config(&config);
-            tracing::info!("removed backends that finished draining");
-        }
-    }
-}
-
 /// The TLS acceptor of a listener, if it has certificates.
 fn load_tls(l: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
     if l.tls.is_empty() {
@@ -450,4 +331,25 @@ fn load_tls(l: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
     crate::tls::acceptor(&l.tls)
         .map(Some)
         .map_err(|e| format!("listener {:?}: {e}", l.name))
+}
+
+/// Runs the maintenance pass (see [`super::maintenance`]) every tick while the control plane
+/// lives, and rebuilds the snapshot when a removed backend finished draining.
+async fn maintain(control: std::sync::Weak<Control>) {
+    let mut transitions = Transitions::default();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(control) = control.upgrade() else {
+            return;
+        };
+        let snapshot = control.shared.snapshot.load_full();
+        if transitions.pass(&snapshot) {
+            let _inner = control.inner.lock().await;
+            let config = control.shared.snapshot.load().config.clone();
+            control.store_config(&config);
+            tracing::info!("removed backends that finished draining");
+        }
+    }
 }

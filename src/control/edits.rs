@@ -1,0 +1,75 @@
+//! Admin API changes to the backend set, as edits of a config: checked, applied to a copy, and
+//! refused whole when anything is wrong.
+
+use std::net::SocketAddr;
+
+use super::error::ControlError;
+use crate::config::{BackendConfig, Config, MAX_WEIGHT};
+
+/// Adds backend `id` to `pool` or updates its address and weight. True if it was added.
+pub fn upsert_backend(
+    config: &mut Config,
+    pool: &str,
+    id: &str,
+    addr: &str,
+    weight: Option<i64>,
+) -> Result<bool, ControlError> {
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| ControlError::Invalid(format!("invalid socket address {addr:?}")))?;
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_graphic()) || id.len() > 128 {
+        return Err(ControlError::Invalid(
+            "backend id must be 1-128 printable ASCII characters without spaces".into(),
+        ));
+    }
+    let weight = match weight {
+        None => None,
+        Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(&w) => Some(w as u32),
+        Some(w) => {
+            return Err(ControlError::Invalid(format!(
+                "weight {w} out of range 1..={MAX_WEIGHT}"
+            )))
+        }
+    };
+    let pc = config
+        .pools
+        .get_mut(pool)
+        .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+    Ok(match pc.backends.iter_mut().find(|b| b.id == id) {
+        Some(b) => {
+            b.addr = addr;
+            b.weight = weight.unwrap_or(b.weight);
+            false
+        }
+        None => {
+            pc.backends.push(BackendConfig {
+                id: id.into(),
+                addr,
+                weight: weight.unwrap_or(1),
+            });
+            true
+        }
+    })
+}
+
+/// Removes backend `id` from `pool`; a pool keeps at least one backend.
+pub fn remove_backend(config: &mut Config, pool: &str, id: &str) -> Result<(), ControlError> {
+    let pc = config
+        .pools
+        .get_mut(pool)
+        .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+    let before = pc.backends.len();
+    pc.backends.retain(|b| b.id != id);
+    if pc.backends.len() == before {
+        return Err(ControlError::UnknownBackend {
+            pool: pool.into(),
+            id: id.into(),
+        });
+    }
+    if pc.backends.is_empty() {
+        return Err(ControlError::Invalid(format!(
+            "{id:?} is the last backend of pool {pool:?}; a pool needs at least one"
+        )));
+    }
+    Ok(())
+}
