@@ -1,5 +1,5 @@
-//! `tether-bench run`: for each cell of a scenario's matrix, starts real backends and tether
-//! processes, drives the load, applies the timeline of events, and checks the expectations.
+//! `tether-bench run`: loads the scenarios, runs each cell of their matrices in a lab of its own
+//! (see `lab`), shares one redis-server among the `shared` cells, and writes the reports.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
