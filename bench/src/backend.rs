@@ -19,33 +19,9 @@ use tokio::net::TcpListener;
 
 use crate::http::cookie;
 use crate::resp::Redis;
+use crate::sessions::SessionStore;
 use crate::token::{self, Cart};
 use crate::util::hex;
-
-/// Where a backend keeps its sessions.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionStore {
-    /// A map in this process's memory: lost when the process dies, invisible to its peers.
-    Local,
-    /// Redis: every backend sees every session, at the cost of a network hop.
-    Shared,
-    /// The cart in an HMAC-sealed cookie: the client carries the state.
-    Token,
-}
-
-impl SessionStore {
-    /// The name used in scenario files and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            SessionStore::Local => "local",
-            SessionStore::Shared => "shared",
-            SessionStore::Token => "token",
-        }
-    }
-}
 
 /// Command-line options of `tether-bench backend`.
 #[derive(clap::Args, Debug)]

@@ -4,17 +4,18 @@
 #![forbid(unsafe_code)]
 
 mod backend;
-mod charts;
 mod http;
 mod lab;
 mod load;
-mod pages;
 mod procs;
 mod rate;
+mod redis_server;
+mod render;
 mod report;
 mod resp;
 mod runner;
 mod scenario;
+mod sessions;
 mod stats;
 mod token;
 mod util;

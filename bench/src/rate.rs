@@ -6,14 +6,13 @@
 //! from the *intended* send time, so when every connection is busy a due request waits in the
 //! queue (or the pacer waits for room) and that wait is counted (no coordinated omission).
 //!
-//! Pacing does not use tokio's timer, which fires up to ~1 ms late and would charge that to the
+//! Pacing does not use tokio's timer, whose millisecond granularity would be charged to the
 //! proxy under test. The pacer is a plain OS thread sleeping in `std::thread::sleep` (an hrtimer,
-//! its timer slack lowered from Linux's default 50 µs to 1 ns) until each due time, then waking
-//! the current-thread runtime through the queue: requests go out a few tens of microseconds after
-//! their due time, and nothing spins, as the generator shares its core with the backends. The
-//! pacer wakes at most once per 100 µs, so above 10k req/s requests due close together go out
-//! together. Evenly paced requests cost the generator and the backends more CPU per request than
-//! bursts of them would (a wake-up each). The generator records its own send lag (actual minus
+//! its timer slack lowered from Linux's default to 1 ns) until each due time, then waking the
+//! current-thread runtime through the queue; nothing spins, as the generator shares its core
+//! with the backends. The pacer wakes at most once per [`MIN_WAKE_INTERVAL`], so at high rates
+//! requests due close together go out together. Evenly paced requests cost the generator and the
+//! backends more CPU per request than bursts of them would (a wake-up each). The generator records its own send lag (actual minus
 //! intended send time, including any wait for a free connection) and reports it with the
 //! latencies, so a run whose pacing was poor is visible as such. It is one process (the runtime
 //! thread and the pacer) meant for one core: run it pinned, with the proxy pinned elsewhere.
@@ -34,8 +33,8 @@ use tokio::sync::{mpsc, Mutex};
 const QUEUE: usize = 1024;
 
 /// The pacer wakes at most this often. Every wake-up costs CPU on the core the generator shares
-/// with the backends (tens of µs on a VM), so above 10k req/s requests due within the same 100 µs
-/// go out together (their send lag shows it) rather than each with its own wake-up.
+/// with the backends, so requests due within the same interval go out together (their send lag
+/// shows it) rather than each with its own wake-up.
 const MIN_WAKE_INTERVAL: Duration = Duration::from_micros(100);
 
 /// How often the pacer retries while the queue is full.
@@ -141,8 +140,8 @@ fn pace(tx: mpsc::Sender<Instant>, start: Instant, rate: u64, total: u64) {
     }
 }
 
-/// Spawns a thread whose timer slack is 1 ns instead of Linux's default 50 µs, so its sleeps end
-/// within the scheduler's wake-up latency of their deadline rather than up to 50 µs later. The
+/// Spawns a thread whose timer slack is 1 ns instead of Linux's default, so its sleeps end
+/// within the scheduler's wake-up latency of their deadline rather than up to the slack later. The
 /// slack is per thread and a new thread inherits its creator's, and a thread may only set its
 /// own through `/proc/self/timerslack_ns` when it is the process's main thread: so the caller's
 /// slack is lowered just for the spawn and then restored. Best effort: elsewhere (not Linux, not

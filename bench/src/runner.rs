@@ -1,24 +1,17 @@
-//! `tether-bench run`: for each cell of a scenario's matrix, starts real backends and tether
-//! processes, drives the load, applies the timeline of events, and checks the expectations.
+//! `tether-bench run`: loads the scenarios, runs each cell of their matrices in a lab of its own
+//! (see `lab`), shares one redis-server among the `shared` cells, and writes the reports.
 
-use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::time::Instant;
 
-use crate::backend::SessionStore;
 use crate::lab::{Lab, Stop};
-use crate::load::Progress;
-use crate::pages;
-use crate::procs::Proc;
-use crate::report::{self, CellReport, Check, ScenarioReport};
-use crate::resp::Redis;
+use crate::redis_server::RedisServer;
+use crate::render;
+use crate::report::{CellReport, ScenarioReport};
 use crate::scenario::{self, Scenario};
-use crate::util::free_port;
+use crate::sessions::SessionStore;
 
 /// Options of `tether-bench run`.
 #[derive(Clone, Debug)]
@@ -86,74 +79,18 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
         } else {
             opts.out.clone()
         };
-        report::write(r, &dir)?;
-        println!("{}", report::table(r));
+        render::write(r, &dir)?;
+        println!("{}", render::table(r));
         println!("report: {}", dir.join("index.html").display());
     }
     if suite {
-        pages::write_suite_index(&reports, &opts.out)?;
+        render::write_suite_index(&reports, &opts.out)?;
     }
     if let Some(j) = &opts.junit {
-        std::fs::write(j, pages::junit(&reports))
+        std::fs::write(j, render::junit(&reports))
             .with_context(|| format!("cannot write {}", j.display()))?;
     }
     Ok(reports.iter().all(|r| r.passed))
-}
-
-/// A redis-server the lab started on a free port.
-struct RedisServer {
-    proc: Proc,
-    url: String,
-    client: Redis,
-}
-
-impl RedisServer {
-    async fn start(logs: &Path) -> Result<RedisServer, String> {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
-            .unwrap_or(false);
-        if !found {
-            return Err(
-                "redis-server is not installed (Debian/Ubuntu: apt-get install -y redis-server)"
-                    .into(),
-            );
-        }
-        let port = free_port().map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(logs).map_err(|e| e.to_string())?;
-        let args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let proc = Proc::spawn(
-            "redis",
-            Path::new("redis-server"),
-            &args,
-            &logs.join("redis.log"),
-        )
-        .map_err(|e| format!("{e:#}"))?;
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = Redis::new(&url).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !client.ping().await {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "redis-server did not answer PING:\n{}",
-                    proc.log_tail()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(RedisServer { proc, url, client })
-    }
 }
 
 async fn run_scenario(
@@ -210,8 +147,15 @@ async fn run_scenario(
             }
             _ => None,
         };
-        let mut lab = Lab::new(sc, affinity, *sessions, dir, bench_exe()?, &opts.tether);
-        lab.redis_url = redis_url;
+        let mut lab = Lab::new(
+            sc,
+            affinity,
+            *sessions,
+            dir,
+            bench_exe()?,
+            &opts.tether,
+            redis_url,
+        );
         match lab.run(&label, &mut cell).await {
             Ok(()) => {}
             Err(Stop::Skip(why)) => {
@@ -227,72 +171,6 @@ async fn run_scenario(
         cells.push(cell);
     }
     Ok(ScenarioReport::new(sc, opts.quick, cells))
-}
-
-/// Checks the scenario's expectations against a cell that ran.
-pub fn check(sc: &Scenario, cell: &mut CellReport) {
-    let failed_events = cell.events.iter().filter(|e| !e.ok).count();
-    cell.checks.push(Check {
-        expect: "events_failed_max".into(),
-        limit: 0.0,
-        value: Some(failed_events as f64),
-        pass: failed_events == 0,
-        claim: "every timeline event was carried out".into(),
-    });
-    for x in sc
-        .expects
-        .iter()
-        .filter(|x| x.matches(&cell.affinity, cell.sessions))
-    {
-        for (key, &limit) in &x.limits {
-            let (metric, is_min) = match key.strip_suffix("_min") {
-                Some(m) => (m, true),
-                None => (key.strip_suffix("_max").unwrap_or(key), false),
-            };
-            let value = cell.stats.metric(metric);
-            let pass = match value {
-                Some(v) if is_min => v >= limit,
-                Some(v) => v <= limit,
-                // Only "never reached" has no value: slower than any minimum, over any maximum.
-                None => is_min,
-            };
-            cell.checks.push(Check {
-                expect: key.clone(),
-                limit,
-                value,
-                pass,
-                claim: x.claim.clone(),
-            });
-        }
-    }
-}
-
-pub async fn progress_line(label: String, start: Instant, duration: Duration, p: Arc<Progress>) {
-    let tty = std::io::stderr().is_terminal();
-    let every = if tty {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(5)
-    };
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let t = start.elapsed().as_secs_f64().min(duration.as_secs_f64());
-        let line = format!(
-            "{label}: {t:.1}/{:.1}s  requests {}  errors {}  sessions lost {}",
-            duration.as_secs_f64(),
-            p.requests.load(Ordering::Relaxed),
-            p.errors.load(Ordering::Relaxed),
-            p.lost.load(Ordering::Relaxed)
-        );
-        let mut err = std::io::stderr();
-        if tty {
-            let _ = write!(err, "\r{line}\x1b[K");
-        } else {
-            let _ = writeln!(err, "{line}");
-        }
-    }
 }
 
 /// This executable, to start backends with. After a rebuild during a run Linux reports the

@@ -71,7 +71,7 @@ pub struct ScaleOut {
     pub final_share: f64,
 }
 
-/// A cell's numbers.
+/// Everything measured in one cell, as report.json shows it.
 #[derive(Serialize, Debug, Clone, Default)]
 pub struct CellStats {
     /// Requests sent.
@@ -113,7 +113,7 @@ pub struct CellStats {
     pub late_sends: u64,
     /// Present when a backend was added mid-run.
     pub scale_out: Option<ScaleOut>,
-    /// Bucketed timeline.
+    /// Per-bucket rates, errors, losses and latency, for the charts.
     pub timeline: Vec<Bucket>,
 }
 

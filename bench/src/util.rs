@@ -1,4 +1,5 @@
-//! Small shared helpers: human durations, hex, free ports, percentiles over sorted samples.
+//! Small shared helpers: human durations, hex, free ports, and the fields of a `listening` log
+//! line.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;

@@ -1,168 +1,19 @@
-//! The load generator: virtual users with their own cookie jar and source address, paced on an
-//! open-loop schedule, each checking its cart after every write.
-//!
-//! Latency is measured from the *intended* send time, so a stalled backend that delays a user's
-//! next action is charged to that action (no coordinated omission). Pacing sleeps until just
-//! before the intended time and then yields until it arrives, because tokio's timer wakes up to
-//! a millisecond late; the lag that remains is measured and reported.
+//! One virtual user: its own cookie jar and source address, logging in, adding to its cart and
+//! reading the cart back after every write, and recording what it saw.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
 use tokio::time::Instant;
 
+use super::outcome::{Kind, LoadResult, Loss, Outcome, Sample};
+use super::pacing::wait_until;
+use super::progress::Progress;
+use super::spec::LoadSpec;
 use crate::http::{self, Jar, Reply, Sender};
-
-/// What to run: who the users are and how often they act.
-#[derive(Clone, Debug)]
-pub struct LoadSpec {
-    /// Proxy listeners; a user alternates between them action by action.
-    pub targets: Vec<SocketAddr>,
-    /// Concurrent virtual users.
-    pub users: usize,
-    /// Mean time between a user's actions.
-    pub think: Duration,
-    /// Think time varies uniformly by this fraction either way.
-    pub jitter: f64,
-    /// A user leaves after this many actions on average (uniformly 50%..150%, so arrivals do
-    /// not move in lockstep) and a new one (new jar, new address) takes its place; 0 keeps
-    /// every user for the whole run.
-    pub actions_per_user: u32,
-    /// Fraction of users that are hot: long-lived and `hot_factor` times as active.
-    pub hot_users: f64,
-    /// How much more often a hot user acts.
-    pub hot_factor: f64,
-    /// How long users keep acting.
-    pub duration: Duration,
-    /// Per-request limit (connect + response).
-    pub timeout: Duration,
-}
-
-/// Which request of an action a sample is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// `POST /login`.
-    Login,
-    /// `POST /cart/add`.
-    Add,
-    /// `GET /cart`, right after a successful add.
-    Verify,
-}
-
-/// How a request ended, from the client's point of view.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// 2xx.
-    Ok,
-    /// 401: the backend that answered does not know the session.
-    NoSession,
-    /// Anything else: a 5xx or other status, a transport failure or a timeout.
-    Error(String),
-}
-
-/// One request as the client saw it.
-#[derive(Clone, Debug)]
-pub struct Sample {
-    /// Intended send time since the run started.
-    pub at: Duration,
-    /// From the intended send time to the end of the response body.
-    pub latency: Duration,
-    /// From the actual send to the end of the body: what a closed-loop tool would report.
-    pub service: Duration,
-    /// Which request.
-    pub kind: Kind,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// `x-backend-id` of the response, if one came back.
-    pub backend: Option<Arc<str>>,
-    /// The virtual user's identity (one jar + one address).
-    pub identity: u32,
-}
-
-/// A lost session, detected by the user itself.
-#[derive(Clone, Debug)]
-pub struct Loss {
-    /// When the user found out, since the run started.
-    pub at: Duration,
-    /// Who lost it.
-    pub identity: u32,
-    /// "no session" (401) or "missing items" (the cart came back short).
-    pub reason: &'static str,
-}
-
-/// Everything the users saw.
-#[derive(Default, Debug)]
-pub struct LoadResult {
-    /// Every request.
-    pub samples: Vec<Sample>,
-    /// Every lost session.
-    pub losses: Vec<Loss>,
-    /// Successful logins (sessions started).
-    pub logins: u64,
-    /// Identities that acted (users, counting replacements).
-    pub identities: u32,
-    /// Timer lag of sends whose user was idle and waiting (pacing precision).
-    pub send_lag: Vec<Duration>,
-    /// Sends that started after their intended time because the user's previous request was
-    /// still running; their latency includes that wait.
-    pub late_sends: u64,
-}
-
-/// Live counters for the progress line.
-#[derive(Default, Debug)]
-pub struct Progress {
-    /// Requests finished.
-    pub requests: AtomicU64,
-    /// Of which errors.
-    pub errors: AtomicU64,
-    /// Sessions lost so far.
-    pub lost: AtomicU64,
-}
-
-/// The part of the wait spent yielding instead of sleeping, to beat the timer's granularity.
-const SPIN: Duration = Duration::from_micros(1500);
-
-/// Runs `spec` to its end and returns what the users saw.
-/// Users start acting at `start` (so the caller can time events against the same clock).
-pub async fn run(spec: LoadSpec, start: Instant, progress: Arc<Progress>) -> LoadResult {
-    let spec = Arc::new(spec);
-    let next_identity = Arc::new(AtomicU32::new(0));
-    let hot = (spec.users as f64 * spec.hot_users).round() as usize;
-    let mut tasks = Vec::with_capacity(spec.users);
-    for i in 0..spec.users {
-        let user = User {
-            spec: Arc::clone(&spec),
-            start,
-            identities: Arc::clone(&next_identity),
-            hot: i < hot,
-            progress: Arc::clone(&progress),
-            rng: fastrand::Rng::with_seed(0x7e7e_0000 + i as u64),
-            identity: 0,
-            jar: Jar::default(),
-            conns: (0..spec.targets.len()).map(|_| None).collect(),
-            out: LoadResult::default(),
-        };
-        tasks.push(tokio::spawn(user.run()));
-    }
-    let mut all = LoadResult::default();
-    for t in tasks {
-        if let Ok(r) = t.await {
-            all.samples.extend(r.samples);
-            all.losses.extend(r.losses);
-            all.logins += r.logins;
-            all.send_lag.extend(r.send_lag);
-            all.late_sends += r.late_sends;
-        }
-    }
-    all.identities = next_identity.load(Ordering::Relaxed);
-    all.samples.sort_by_key(|s| s.at);
-    all.losses.sort_by_key(|l| l.at);
-    all
-}
 
 /// The source address of identity `n`: 127.1.0.1, 127.1.0.2, ... (x.y.0 and .255 skipped).
 pub fn source_ip(n: u32) -> IpAddr {
@@ -172,7 +23,9 @@ pub fn source_ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, a.min(255) as u8, b as u8, c as u8))
 }
 
-struct User {
+/// A virtual user: while the run lasts, a sequence of visitors (identities), each with a
+/// fresh jar, address and connections.
+pub struct User {
     spec: Arc<LoadSpec>,
     start: Instant,
     identities: Arc<AtomicU32>,
@@ -186,7 +39,31 @@ struct User {
 }
 
 impl User {
-    async fn run(mut self) -> LoadResult {
+    /// User number `index` of the run; the first `hot` ones stay and act more often.
+    pub fn new(
+        spec: Arc<LoadSpec>,
+        start: Instant,
+        identities: Arc<AtomicU32>,
+        hot: bool,
+        progress: Arc<Progress>,
+        index: usize,
+    ) -> User {
+        User {
+            conns: (0..spec.targets.len()).map(|_| None).collect(),
+            spec,
+            start,
+            identities,
+            hot,
+            progress,
+            rng: fastrand::Rng::with_seed(0x7e7e_0000 + index as u64),
+            identity: 0,
+            jar: Jar::default(),
+            out: LoadResult::default(),
+        }
+    }
+
+    /// Acts until the run's end and returns what this user saw.
+    pub async fn run(mut self) -> LoadResult {
         let think = if self.hot {
             self.spec.think.div_f64(self.spec.hot_factor.max(1.0))
         } else {
@@ -371,22 +248,6 @@ fn backend_of(r: &Reply) -> Option<Arc<str>> {
         .get("x-backend-id")
         .and_then(|v| v.to_str().ok())
         .map(Arc::from)
-}
-
-/// Waits until `t`. Returns the lag past `t` when the wait started early enough to be on time,
-/// `None` when `t` had already passed (the user was busy).
-async fn wait_until(t: Instant) -> Option<Duration> {
-    let now = Instant::now();
-    if now >= t {
-        return None;
-    }
-    if t - now > SPIN {
-        tokio::time::sleep_until(t - SPIN).await;
-    }
-    while Instant::now() < t {
-        tokio::task::yield_now().await;
-    }
-    Some(Instant::now() - t)
 }
 
 #[cfg(test)]

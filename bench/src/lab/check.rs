@@ -1,0 +1,43 @@
+//! Judges a cell that ran against the scenario's expectations, plus the one every cell carries:
+//! every timeline event was carried out.
+
+use crate::report::{CellReport, Check};
+use crate::scenario::Scenario;
+
+/// Checks the scenario's expectations against a cell that ran.
+pub fn check(sc: &Scenario, cell: &mut CellReport) {
+    let failed_events = cell.events.iter().filter(|e| !e.ok).count();
+    cell.checks.push(Check {
+        expect: "events_failed_max".into(),
+        limit: 0.0,
+        value: Some(failed_events as f64),
+        pass: failed_events == 0,
+        claim: "every timeline event was carried out".into(),
+    });
+    for x in sc
+        .expects
+        .iter()
+        .filter(|x| x.matches(&cell.affinity, cell.sessions))
+    {
+        for (key, &limit) in &x.limits {
+            let (metric, is_min) = match key.strip_suffix("_min") {
+                Some(m) => (m, true),
+                None => (key.strip_suffix("_max").unwrap_or(key), false),
+            };
+            let value = cell.stats.metric(metric);
+            let pass = match value {
+                Some(v) if is_min => v >= limit,
+                Some(v) => v <= limit,
+                // Only "never reached" has no value: slower than any minimum, over any maximum.
+                None => is_min,
+            };
+            cell.checks.push(Check {
+                expect: key.clone(),
+                limit,
+                value,
+                pass,
+                claim: x.claim.clone(),
+            });
+        }
+    }
+}

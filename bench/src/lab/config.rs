@@ -1,0 +1,89 @@
+//! The tether side of a cell: the config written for it, and whether this tether accepts it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::stop::Stop;
+use crate::scenario::Scenario;
+use crate::sessions::SessionStore;
+
+/// Asks `tether check` whether it accepts `config`. A refusal skips the cell rather than failing
+/// it: the scenario asks for something this tether does not offer, which says nothing of the
+/// claims.
+pub async fn check_config(tether: &Path, config: &Path) -> Result<(), Stop> {
+    let out = tokio::process::Command::new(tether)
+        .args(["check", "-c"])
+        .arg(config)
+        .output()
+        .await
+        .map_err(|e| Stop::Broken(format!("cannot run {}: {e}", tether.display())))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    let first: Vec<&str> = why.lines().take(3).collect();
+    Err(Stop::Skip(format!(
+        "this tether rejects the cell's config ({}): {}",
+        config.display(),
+        first.join(" / ")
+    )))
+}
+
+/// The tether config of a cell: one listener, one pool `app` holding the `pooled` backends,
+/// with the scenario's pool keys passed through.
+pub fn tether_config(
+    sc: &Scenario,
+    affinity: &str,
+    sessions: SessionStore,
+    pooled: &[(String, SocketAddr)],
+) -> String {
+    let t = &sc.topology;
+    let mut pool = Table::new();
+    pool.insert("balance".into(), t.balance.clone().into());
+    pool.insert("affinity".into(), affinity.into());
+    pool.insert("connect_timeout".into(), "1s".into());
+    pool.insert("response_timeout".into(), t.response_timeout.clone().into());
+    for (k, v) in &t.pool {
+        pool.insert(k.clone(), v.clone());
+    }
+    if let (Some(c), "cookie" | "spread") = (&t.cookie, affinity) {
+        pool.insert("cookie".into(), c.clone());
+    }
+    let backends: Vec<Value> = pooled
+        .iter()
+        .map(|(id, addr)| {
+            let mut b = Table::new();
+            b.insert("id".into(), id.clone().into());
+            b.insert("addr".into(), addr.to_string().into());
+            Value::Table(b)
+        })
+        .collect();
+    pool.insert("backend".into(), Value::Array(backends));
+    let mut root = Table::new();
+    let mut runtime = Table::new();
+    runtime.insert("shutdown_timeout".into(), "2s".into());
+    root.insert("runtime".into(), Value::Table(runtime));
+    let mut admin = Table::new();
+    admin.insert("listen".into(), "127.0.0.1:0".into());
+    root.insert("admin".into(), Value::Table(admin));
+    let mut listener = Table::new();
+    listener.insert("name".into(), "web".into());
+    listener.insert("listen".into(), "127.0.0.1:0".into());
+    listener.insert("pool".into(), "app".into());
+    root.insert(
+        "listener".into(),
+        Value::Array(vec![Value::Table(listener)]),
+    );
+    let mut pools = Table::new();
+    pools.insert("app".into(), Value::Table(pool));
+    root.insert("pool".into(), Value::Table(pools));
+    format!(
+        "# written by tether-bench for scenario {:?}, cell {}/{}\n{}",
+        sc.name,
+        affinity,
+        sessions.name(),
+        toml::to_string(&root).expect("a toml table serializes")
+    )
+}

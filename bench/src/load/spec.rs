@@ -1,0 +1,29 @@
+//! What the load generator runs: who the users are and how often they act.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What to run: who the users are and how often they act.
+#[derive(Clone, Debug)]
+pub struct LoadSpec {
+    /// Proxy listeners; a user alternates between them action by action.
+    pub targets: Vec<SocketAddr>,
+    /// Concurrent virtual users.
+    pub users: usize,
+    /// Mean time between a user's actions.
+    pub think: Duration,
+    /// Think time varies uniformly by this fraction either way.
+    pub jitter: f64,
+    /// A user leaves after this many actions on average (uniformly 50%..150%, so arrivals do
+    /// not move in lockstep) and a new one (new jar, new address) takes its place; 0 keeps
+    /// every user for the whole run.
+    pub actions_per_user: u32,
+    /// Fraction of users that are hot: long-lived and `hot_factor` times as active.
+    pub hot_users: f64,
+    /// How much more often a hot user acts.
+    pub hot_factor: f64,
+    /// How long users keep acting.
+    pub duration: Duration,
+    /// Per-request limit (connect + response).
+    pub timeout: Duration,
+}

@@ -1,0 +1,166 @@
+//! The terminal summary `tether-bench run` prints: the table, pacing, scale-out times, and every
+//! skipped cell, failed check and failed event.
+
+use std::fmt::Write as _;
+
+use super::rows::rows;
+use crate::report::{CellReport, ScenarioReport};
+
+/// The terminal table, with failed checks and events listed under it.
+pub fn table(r: &ScenarioReport) -> String {
+    let (head, body) = rows(r);
+    let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for row in &body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i < 2 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{}{}: {} users, {:.0}s per cell, {} backends, {} proxy(ies)",
+        r.scenario,
+        if r.quick { " (quick)" } else { "" },
+        r.users,
+        r.duration_s,
+        r.backends,
+        r.proxies
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        line(head.iter().map(|h| h.to_string()).collect())
+    );
+    for row in body {
+        let _ = writeln!(out, "{}", line(row));
+    }
+    if let Some(c) = r.cells.iter().find(|c| c.ran) {
+        for e in r.events.iter().filter(|e| e.cell == c.name()) {
+            let _ = writeln!(out, "event at {:.1}s: {} {}", e.at_s, e.action, e.backend);
+        }
+    }
+    let ran: Vec<&CellReport> = r.cells.iter().filter(|c| c.ran).collect();
+    if !ran.is_empty() {
+        let worst = |f: fn(&CellReport) -> f64| ran.iter().map(|c| f(c)).fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "pacing: send lag p99 <= {:.1} ms, max {:.1} ms; {} sends late behind a slow response (charged to latency)",
+            worst(|c| c.stats.send_lag_ms.p99),
+            worst(|c| c.stats.send_lag_ms.max),
+            ran.iter().map(|c| c.stats.late_sends).sum::<u64>()
+        );
+        // A generator whose own timers fire this late was starved of CPU: its latency numbers
+        // include the starvation, so say so rather than let them pass for the proxy's.
+        for c in ran.iter().filter(|c| c.stats.send_lag_ms.max > 50.0) {
+            let _ = writeln!(
+                out,
+                "warning: {}: the load generator's timers fired up to {:.0} ms late (a busy machine?); its latency includes that",
+                c.name(),
+                c.stats.send_lag_ms.max
+            );
+        }
+    }
+    for c in r.cells.iter().filter(|c| c.ran) {
+        if let Some(so) = &c.stats.scale_out {
+            let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));
+            let _ = writeln!(
+                out,
+                "scale-out {}: {} reached 50% of its fair share after {}, 90% after {}",
+                c.name(),
+                so.backend,
+                s(so.fair_share_50_s),
+                s(so.fair_share_90_s)
+            );
+        }
+    }
+    for c in &r.cells {
+        if let Some(why) = &c.skip_reason {
+            let _ = writeln!(out, "skipped {}: {why}", c.name());
+        }
+        for k in c.checks.iter().filter(|k| !k.pass) {
+            let _ = writeln!(
+                out,
+                "FAILED {}: {} = {} (limit {}){}",
+                c.name(),
+                k.expect,
+                k.value.map_or("never".into(), |v| format!("{v:.3}")),
+                k.limit,
+                if k.claim.is_empty() {
+                    String::new()
+                } else {
+                    format!(" -- {}", k.claim)
+                }
+            );
+        }
+        for e in c.events.iter().filter(|e| !e.ok) {
+            let _ = writeln!(
+                out,
+                "FAILED event {} {} {}: {}",
+                c.name(),
+                e.action,
+                e.backend,
+                e.detail
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "{}",
+        if r.passed {
+            "all expectations held"
+        } else {
+            "SOME EXPECTATIONS FAILED"
+        }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::SCHEMA;
+    use crate::sessions::SessionStore;
+
+    #[test]
+    fn table_rows_are_as_wide_as_the_header() {
+        let mut ran = CellReport::new("none", SessionStore::Token, "round_robin");
+        ran.ran = true;
+        ran.stats.send_lag_ms.max = 120.0;
+        let mut skipped = CellReport::new("cookie", SessionStore::Shared, "round_robin");
+        skipped.skip("no redis");
+        let r = ScenarioReport {
+            schema: SCHEMA,
+            scenario: "t".into(),
+            description: String::new(),
+            quick: true,
+            duration_s: 1.0,
+            users: 1,
+            think_ms: 1.0,
+            backends: 1,
+            proxies: 1,
+            passed: true,
+            cells: vec![ran, skipped],
+            events: Vec::new(),
+        };
+        let (head, body) = rows(&r);
+        assert!(body.iter().all(|row| row.len() == head.len()));
+        let t = table(&r);
+        assert!(t.contains("warning: none/token"), "{t}");
+        assert!(t.contains("skipped cookie/shared: no redis"), "{t}");
+    }
+}

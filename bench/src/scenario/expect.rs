@@ -1,0 +1,55 @@
+//! Expectations: the lab's claims as `METRIC_min` / `METRIC_max` thresholds, and the cells each
+//! applies to.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::sessions::SessionStore;
+
+/// Thresholds for the cells it matches: `METRIC_min` / `METRIC_max` keys.
+#[derive(Deserialize, Debug, Clone)]
+pub struct Expect {
+    /// Affinity modes it applies to (empty: all).
+    #[serde(default)]
+    pub affinity: Vec<String>,
+    /// Session stores it applies to (empty: all).
+    #[serde(default)]
+    pub sessions: Vec<SessionStore>,
+    /// The claim, in words, shown next to a failed check.
+    #[serde(default)]
+    pub claim: String,
+    /// `METRIC_min` / `METRIC_max` = number.
+    #[serde(flatten)]
+    pub limits: BTreeMap<String, f64>,
+}
+
+impl Expect {
+    /// Whether this expectation applies to a cell.
+    pub fn matches(&self, affinity: &str, sessions: SessionStore) -> bool {
+        (self.affinity.is_empty() || self.affinity.iter().any(|a| a == affinity))
+            && (self.sessions.is_empty() || self.sessions.contains(&sessions))
+    }
+}
+
+/// Metrics an expectation may name (see `stats::CellStats::metric`).
+pub const METRICS: &[&str] = &[
+    "requests",
+    "errors",
+    "error_rate",
+    "sessions_started",
+    "sessions_lost",
+    "sessions_lost_ratio",
+    "users_lost_ratio",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+    "sticky_ratio",
+    "max_mean_load",
+    "fair_share_50_s",
+    "fair_share_90_s",
+    "send_lag_p99_ms",
+    "service_p99_ms",
+];

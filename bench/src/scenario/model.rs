@@ -1,0 +1,176 @@
+//! The scenario file's model: topology, load, the affinity x sessions matrix, `--quick`
+//! overrides, and the timeline and expectations it carries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration::Dur;
+use super::event::EventSpec;
+use super::expect::Expect;
+use crate::sessions::SessionStore;
+
+/// One scenario file, as parsed (see `validate` for what serde cannot check).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name used in reports and output paths.
+    pub name: String,
+    /// What the scenario shows, one or two sentences.
+    #[serde(default)]
+    pub description: String,
+    /// Other scenario files to run in turn (a suite such as matrix.toml); paths are relative
+    /// to this file. A suite has no topology or events of its own.
+    #[serde(default)]
+    pub include: Vec<PathBuf>,
+    /// How long the users act in each cell.
+    #[serde(default = "default_duration")]
+    pub duration: Dur,
+    /// Width of the time buckets in charts and the timeline (default: duration / 60).
+    pub bucket: Option<Dur>,
+    /// Backends and proxies.
+    #[serde(default)]
+    pub topology: Topology,
+    /// Virtual users.
+    #[serde(default)]
+    pub load: Load,
+    /// The cells to run.
+    #[serde(default)]
+    pub matrix: Matrix,
+    /// Overrides for `--quick`.
+    #[serde(default)]
+    pub quick: Quick,
+    /// Timeline, applied in every cell.
+    #[serde(default, rename = "event")]
+    pub events: Vec<EventSpec>,
+    /// Thresholds checked per cell.
+    #[serde(default, rename = "expect")]
+    pub expects: Vec<Expect>,
+}
+
+fn default_duration() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+
+/// Backends, proxies and the pool settings passed through to tether.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topology {
+    /// Backends in the pool from the start: app-1 .. app-N.
+    pub backends: usize,
+    /// Backends that exist but are not started or pooled until an event (app-N+1 ..).
+    pub spares: usize,
+    /// tether instances with the same config; users alternate between them.
+    pub proxies: usize,
+    /// tether `balance`.
+    pub balance: String,
+    /// Extra tether pool keys (`health`, `drain_timeout`, `max_load`, ...), passed through
+    /// unchanged into `[pool.app]` so scenarios can use any key tether accepts.
+    pub pool: toml::Table,
+    /// tether `[pool.app.cookie]` table, passed through for cookie and spread cells.
+    pub cookie: Option<toml::Value>,
+    /// tether `response_timeout` (a frozen backend holds requests this long).
+    pub response_timeout: String,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            backends: 4,
+            spares: 0,
+            proxies: 1,
+            balance: "round_robin".into(),
+            pool: toml::Table::new(),
+            cookie: None,
+            response_timeout: "10s".into(),
+        }
+    }
+}
+
+/// Virtual users (see `load::LoadSpec`).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Load {
+    /// Concurrent users.
+    pub users: usize,
+    /// Mean time between one user's actions.
+    pub think: Dur,
+    /// Think time varies by this fraction either way.
+    pub jitter: f64,
+    /// Actions before a user leaves and a new one arrives; 0 = users stay.
+    pub actions_per_user: u32,
+    /// Fraction of hot users (long-lived, more active).
+    pub hot_users: f64,
+    /// How much more active a hot user is.
+    pub hot_factor: f64,
+    /// Per-request timeout.
+    pub timeout: Dur,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            users: 100,
+            think: Dur(Duration::from_millis(500)),
+            jitter: 0.2,
+            actions_per_user: 0,
+            hot_users: 0.0,
+            hot_factor: 1.0,
+            timeout: Dur(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// The affinity x sessions matrix.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Matrix {
+    /// tether `affinity` values.
+    pub affinity: Vec<String>,
+    /// Session stores.
+    pub sessions: Vec<SessionStore>,
+}
+
+impl Default for Matrix {
+    fn default() -> Self {
+        Matrix {
+            affinity: vec!["none".into()],
+            sessions: vec![SessionStore::Local],
+        }
+    }
+}
+
+/// `--quick` overrides; event times scale with the duration.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quick {
+    /// Shorter duration.
+    pub duration: Option<Dur>,
+    /// Fewer users.
+    pub users: Option<usize>,
+    /// Different think time.
+    pub think: Option<Dur>,
+    /// Fewer affinity modes.
+    pub affinity: Option<Vec<String>>,
+    /// Fewer session stores.
+    pub sessions: Option<Vec<SessionStore>>,
+}
+
+impl Scenario {
+    /// Bucket width for timelines and charts.
+    pub fn bucket(&self) -> Duration {
+        let d = self.bucket.map(|b| b.0).unwrap_or_else(|| {
+            let ms = (self.duration.0.as_millis() as u64 / 60).clamp(250, 5000);
+            Duration::from_millis(ms / 250 * 250)
+        });
+        d.max(Duration::from_millis(100))
+    }
+}
+
+/// Every backend id of the topology: pooled ones first, then spares.
+pub fn backend_ids(sc: &Scenario) -> Vec<String> {
+    (1..=sc.topology.backends + sc.topology.spares)
+        .map(|i| format!("app-{i}"))
+        .collect()
+}
