@@ -42,9 +42,9 @@ impl Protocols {
         // head does not fit. hyper requires at least 8 KiB here, which config validation
         // enforces. Head and idle deadlines are TimedIo's, not hyper's.
         // Without writev, hyper copies a response's body behind its head and writes both with
-        // one `send`: the kernel's `writev` path cost more per response (perf: 4% of the CPU
-        // against 1% for `send`) than copying a body chunk. The copy buffer is bounded by the
-        // same limit as the read buffer.
+        // one `send`: the kernel's `writev` path cost more per response than copying a body
+        // chunk (bench/RESULTS.md). The copy buffer is bounded by the same limit as the read
+        // buffer.
         h1.timer(TokioTimer::new())
             .header_read_timeout(None)
             .writev(false)
@@ -60,7 +60,7 @@ impl Protocols {
 /// What a listener task needs besides its socket and config.
 #[derive(Clone)]
 pub struct ListenerEnv {
-    /// Routing state.
+    /// The snapshot requests read.
     pub shared: Arc<Shared>,
     /// This listener's counters (also read by the admin API and by shutdown).
     pub stats: Arc<ListenerStats>,
@@ -180,7 +180,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
 /// Serves HTTP on one established connection until it closes.
 ///
 /// An HTTP/1 connection is served in sessions: a session (hyper's parser and its read and
-/// write buffers, about 30 KiB) starts when the client sends and ends when the connection has
+/// write buffers) starts when the client sends and ends when the connection has
 /// been idle for `idle_release` with nothing left unparsed. Between sessions an idle
 /// keep-alive connection holds only its socket and this task.
 async fn serve_conn<T>(io: T, peer: SocketAddr, env: &ConnEnv)

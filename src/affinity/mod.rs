@@ -5,3 +5,4 @@
 
 pub mod client_ip;
 pub mod cookie;
+pub mod cookie_header;

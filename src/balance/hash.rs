@@ -1,16 +1,16 @@
 //! Consistent hashing over backend ids: a weighted ring of virtual nodes with an O(1) bucket
 //! index, skip-aware lookups and bounded load.
 //!
-//! Why a ring, measured in `measurements` below (`cargo test --release measurements --
-//! --nocapture`): of the three candidates, a ring and rendezvous hashing give *exact* minimal
-//! disruption for all three events the proxy sees. Removing, skipping (down, already tried) or
-//! adding a backend moves exactly that backend's keys, because skipping a backend at lookup is
-//! the same walk as deleting its points. Rendezvous costs O(n) per lookup, though: about 20 µs
-//! at 10,000 backends against under 100 ns for the ring. Maglev is O(1) but cannot skip a
-//! backend without a table rebuild, and a rebuild moves some keys of other backends too. The
-//! ring pays in balance: with [`POINTS_PER_WEIGHT`] points per unit of weight the busiest
-//! backend owns 1.03x / 1.24x / 1.33x the mean arc at 3 / 100 / 10,000 backends, which bounded
-//! load then caps where it matters.
+//! Why a ring (the `measurements` test below prints the comparison, `cargo test --release
+//! measurements -- --nocapture`; bench/RESULTS.md keeps the figures): of the three candidates,
+//! a ring and rendezvous hashing give *exact* minimal disruption for all three events the proxy
+//! sees. Removing, skipping (down, already tried) or adding a backend moves exactly that
+//! backend's keys, because skipping a backend at lookup is the same walk as deleting its
+//! points. Rendezvous costs O(n) per lookup, though, against O(1) for the ring's bucket index.
+//! Maglev is O(1) but cannot skip a backend without a table rebuild, and a rebuild moves some
+//! keys of other backends too. The ring pays in balance: with [`POINTS_PER_WEIGHT`] points per
+//! unit of weight the busiest backend owns somewhat more than the mean arc, more so as the
+//! pool grows, which bounded load then caps where it matters.
 //!
 //! Everything here is a fixed function of the backend ids and weights ([`hash_key`]: FNV-1a 64
 //! finished with murmur3's fmix64), never of the pool order, the process or the time, so every

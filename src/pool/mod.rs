@@ -28,7 +28,7 @@ pub struct Pool {
     pub backends: Vec<Arc<Backend>>,
     /// The selector built for exactly these backends.
     pub balancer: Balancer,
-    /// Upstream settings.
+    /// Timeouts, drain, health and protocol toward the backends.
     pub settings: PoolSettings,
     /// Cookie / hash stickiness for exactly these backends.
     pub sticky: Stickiness,

@@ -19,7 +19,7 @@ pub struct PoolSettings {
     pub keepalive_timeout: Duration,
     /// Idle time after which a plain HTTP/1.1 upstream connection is parked (`None`: never).
     pub idle_release: Option<Duration>,
-    /// Drain timing.
+    /// How long a draining backend keeps its pinned clients.
     pub drain: DrainPolicy,
     /// Ramp-up after a backend comes up.
     pub slow_start: Duration,

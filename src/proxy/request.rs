@@ -20,7 +20,7 @@ use crate::access::AccessRecord;
 use crate::client::Busy;
 use crate::config::{AffinityMode, Protocol};
 use crate::headers;
-use crate::pool::sticky::strip_cookie;
+use crate::affinity::cookie_header::strip_cookie;
 use crate::snapshot::Shared;
 
 /// Proxies one client request; every failure becomes a response, never an error.
