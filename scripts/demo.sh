@@ -12,7 +12,9 @@ for port in 8080 9001 9002; do
     fi
 done
 
+echo "building tether (release; a few minutes the first time)..."
 cargo build --release --quiet
+echo "starting two backends on 127.0.0.1:9001 and :9002 and tether on 127.0.0.1:8080..."
 work=$(mktemp -d)
 pids=()
 cleanup() {

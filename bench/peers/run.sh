@@ -17,6 +17,12 @@
 #     connections for the requests in flight, and keeps some of them).
 # It reports; it never fails on the numbers.
 #
+# Build: the `profiling` profile (Cargo.toml: the release profile plus limited debug info), so that
+# perf or callgrind can be pointed at the proxy under test with symbols and source lines. The
+# code is the release build's; shipped release binaries only lack the debug information.
+# bench/RESULTS.md was recorded with exactly this configuration (then `[profile.release]
+# debug = 1`).
+#
 # Usage: bench/peers/run.sh [REPEATS] [DURATION_SECONDS]     (defaults 3 and 8)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,9 +48,9 @@ for port in 9101 9102 9200 9300 9400; do
     fi
 done
 
-cargo build --release -q -p tether -p tether-bench
-TETHER=target/release/tether
-RATE=target/release/tether-bench
+cargo build --profile profiling -q -p tether -p tether-bench
+TETHER=target/profiling/tether
+RATE=target/profiling/tether-bench
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
