@@ -54,8 +54,8 @@ impl Drop for AccessRecord {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             target: "tether::access",
-            listener = %self.listener,
             method = %self.method,
+            listener.name = %self.listener,
             path = %self.path,
             status = self.status.as_u16(),
             backend.id = %self.backend.as_deref().unwrap_or("-"),

@@ -65,10 +65,10 @@ pub async fn run(shared: Arc<Shared>, pool: String) {
             update(&mut s, result.is_ok(), &health);
             if b.set_healthy(s.healthy) {
                 if s.healthy {
-                    tracing::info!(pool = %pool, backend.id = %b.id, backend.addr = %b.addr, "health check passed: backend up");
+                    tracing::info!(pool.name = %pool, backend.id = %b.id, backend.addr = %b.addr, "health check passed: backend up");
                 } else {
                     let reason = result.err().unwrap_or_default();
-                    tracing::warn!(pool = %pool, backend.id = %b.id, backend.addr = %b.addr, reason = %reason, "health check failed: backend down");
+                    tracing::warn!(pool.name = %pool, backend.id = %b.id, backend.addr = %b.addr, reason = %reason, "health check failed: backend down");
                 }
             }
             live.insert(key, s);
@@ -81,7 +81,7 @@ pub async fn run(shared: Arc<Shared>, pool: String) {
                 crate::config::AllDown::Route => "routing to them anyway (all_down = \"route\")",
                 crate::config::AllDown::Fail => "answering 503 (all_down = \"fail\")",
             };
-            tracing::warn!(pool = %pool, "every backend is down; {mode}");
+            tracing::warn!(pool.name = %pool, "every backend is down; {mode}");
         }
         all_down_warned = !any_up;
         tokio::time::sleep(health.interval).await;

@@ -165,6 +165,19 @@ pub fn render(control: &Control) -> String {
             s.active.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP tether_listener_idle_releases_total Idle HTTP/1 connections that gave their parser and buffers back (idle_release)."
+    );
+    let _ = writeln!(out, "# TYPE tether_listener_idle_releases_total counter");
+    for (name, s) in &listeners {
+        let _ = writeln!(
+            out,
+            "tether_listener_idle_releases_total{{listener=\"{}\"}} {}",
+            escape(name),
+            s.idle_releases.load(Ordering::Relaxed)
+        );
+    }
     out
 }
 

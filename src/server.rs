@@ -2,6 +2,7 @@
 //! read PROXY protocol headers, terminate TLS, serve HTTP/1.1, HTTP/2 and upgrades with the
 //! header-read and idle deadlines of [`TimedIo`], and shut down gracefully.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 use crate::client::{Busy, TimedIo};
 use crate::config::ListenerConfig;
@@ -83,6 +85,7 @@ struct ConnEnv {
     idle_timeout: Duration,
     idle_release: Option<Duration>,
     drain: watch::Receiver<bool>,
+    stats: Arc<ListenerStats>,
 }
 
 /// Accepts and serves connections on `tcp` until `env.stop` turns true, then returns (closing
@@ -110,6 +113,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         idle_timeout: cfg.idle_timeout,
         idle_release: cfg.idle_release,
         drain,
+        stats: Arc::clone(&stats),
     });
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     let per_ip = Arc::new(PerIpLimit::new(cfg.max_connections_per_ip));
@@ -157,20 +161,26 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                 tracing::debug!(client.addr = %peer, "connection refused: max_connections_per_ip reached");
                 return;
             };
-            match tls {
-                None => serve_conn(stream, peer, &env).await,
-                // Boxed: the handshake's state is large and would otherwise size every task.
-                Some(acceptor) => Box::pin(async {
-                    match tokio::time::timeout(env.header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_conn(tls_stream, peer, &env).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(client.addr = %peer, error = %e, "TLS handshake failed")
+            // One span per connection: debug events of its requests carry where they came from.
+            let span = tracing::debug_span!("conn", listener.name = %env.ctx.name, client.addr = %peer);
+            async {
+                match tls {
+                    None => serve_conn(stream, peer, &env).await,
+                    // Boxed: the handshake's state is large and would otherwise size every task.
+                    Some(acceptor) => Box::pin(async {
+                        match tokio::time::timeout(env.header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => serve_conn(tls_stream, peer, &env).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(client.addr = %peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(client.addr = %peer, "TLS handshake timed out"),
                         }
-                        Err(_) => tracing::debug!(client.addr = %peer, "TLS handshake timed out"),
-                    }
-                })
-                .await,
+                    })
+                    .await,
+                }
             }
+            .instrument(span)
+            .await;
             drop((permit, open));
         });
     }
@@ -226,6 +236,7 @@ where
                 until_done(Pin::new(&mut *conn), &mut drain, |c| c.graceful_shutdown()).await;
             match (&result, conn.into_parts()) {
                 (Ok(()), Some(parts)) if parts.io.inner().released() => {
+                    env.stats.idle_releases.fetch_add(1, Ordering::Relaxed);
                     io = parts.io.into_inner();
                     io.resume();
                     // Empty by TimedIo's rule; should a byte remain, the next session reads it.

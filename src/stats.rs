@@ -149,6 +149,9 @@ pub struct ListenerStats {
     pub accepted: AtomicU64,
     /// Connections open now.
     pub active: AtomicUsize,
+    /// Idle HTTP/1 keep-alive connections that gave their parser and buffers back
+    /// (`idle_release`) since start.
+    pub idle_releases: AtomicU64,
 }
 
 /// Counts an open client connection until dropped.

@@ -102,7 +102,7 @@ impl Control {
         let addr = tcp
             .local_addr()
             .map_or_else(|_| cfg.listen.to_string(), |a| a.to_string());
-        tracing::info!(listener.name = %cfg.name, listener.addr = %addr, pool = %cfg.pool, "listening");
+        tracing::info!(listener.name = %cfg.name, listener.addr = %addr, pool.name = %cfg.pool, "listening");
         let stats = Arc::clone(
             self.listener_stats
                 .lock()
@@ -261,7 +261,7 @@ impl Control {
             })?;
         let before = backend.set_admin_state(to);
         if before != to {
-            tracing::info!(pool = %pool, backend.id = %id, from = %before.as_str(), to = %to.as_str(), "admin state changed");
+            tracing::info!(pool.name = %pool, backend.id = %id, from = %before.as_str(), to = %to.as_str(), "admin state changed");
         }
         Ok(backend.state(&p.settings.drain))
     }

@@ -67,7 +67,7 @@ impl Pool {
                 if !kept && old.state(&drain) != State::Drained {
                     if !old.is_removing() {
                         old.mark_removing();
-                        tracing::info!(pool = %name, backend.id = %old.id, backend.addr = %old.addr, "backend removed from config; draining");
+                        tracing::info!(pool.name = %name, backend.id = %old.id, backend.addr = %old.addr, "backend removed from config; draining");
                     }
                     // Listed after the configured backends, so lookups by id find a replacement
                     // with the same id (new address) first.

@@ -655,5 +655,4 @@ mod tests {
         );
         assert!(!got.lost_pin(), "and only once");
     }
-
 }

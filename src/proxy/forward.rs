@@ -107,14 +107,14 @@ pub(super) async fn forward(
                 }
                 backend.stats.count_failure(stats::Failure::Connect);
                 note_outcome(pool, backend, false);
-                tracing::warn!(pool = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
             // The client's body failed (malformed chunking, too slow, client gone): the
             // client's fault, so it counts against neither the backend's health nor its stats.
             Err(Failure::Sent(ProxyError::Upstream(e))) if e.is_user() => {
                 record.backend = Some(Arc::clone(&backend.id));
-                tracing::debug!(pool = %pool.name, backend.id = %backend.id, error = %e, "client request body failed");
+                tracing::debug!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "client request body failed");
                 return Err(if TooSlow::caused(&e) {
                     ProxyError::ClientTooSlow
                 } else {
@@ -131,7 +131,7 @@ pub(super) async fn forward(
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
                 if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
-                    tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
                     if plan.lost_pin() {
                         backend.stats.count_redispatch();
                     }
@@ -139,7 +139,7 @@ pub(super) async fn forward(
                     continue;
                 }
                 record.backend = Some(Arc::clone(&backend.id));
-                tracing::warn!(pool = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
                 return Err(e);
             }
         }
@@ -149,7 +149,7 @@ pub(super) async fn forward(
 /// Feeds passive health; logs an ejection.
 fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
     if let Some(period) = backend.record_outcome(ok, &pool.settings.passive) {
-        tracing::warn!(pool = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
+        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
         if pool.settings.health.is_some() {
             backend.require_recheck();
         }

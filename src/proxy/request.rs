@@ -17,10 +17,10 @@ use super::listener::ListenerCtx;
 use super::rewrite::to_upstream;
 use super::upgrade::Upgrade;
 use crate::access::AccessRecord;
+use crate::affinity::cookie_header::strip_cookie;
 use crate::client::Busy;
 use crate::config::{AffinityMode, Protocol};
 use crate::headers;
-use crate::affinity::cookie_header::strip_cookie;
 use crate::snapshot::Shared;
 
 /// Proxies one client request; every failure becomes a response, never an error.
@@ -121,7 +121,7 @@ pub async fn handle(
         }
         Err(e) => {
             record.status = e.status();
-            tracing::debug!(listener = %listener.name, error = %e, "request failed");
+            tracing::debug!(listener.name = %listener.name, error = %e, "request failed");
             local_response(e.status(), &format!("{e}\n"))
         }
     })
