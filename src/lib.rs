@@ -1,7 +1,7 @@
 //! tether: an L7 load balancer and reverse proxy that makes affinity a measured choice.
 //!
-//! The binary (`src/main.rs`) wires these modules together; see README.md for the
-//! architecture in a few lines.
+//! The binary (`src/main.rs`) wires these modules together; docs/architecture.md has the
+//! module map and the lifetime of a request.
 
 #![forbid(unsafe_code)]
 

@@ -2,7 +2,7 @@
 //! listeners.
 //!
 //! A client connection, the upstream connections its requests open, and their idle stacks
-//! (one per worker, see `upstream::IdleConns`) live on one thread, so a request never pays for
+//! (one per worker, see `conn::IdleConns`) live on one thread, so a request never pays for
 //! a work-stealing scheduler's cross-thread bookkeeping on its wake-ups, and an upstream socket
 //! is always polled by the reactor that registered it. The control plane (listeners' accept
 //! loops, admin API, health checks, the maintenance tick, signals) runs on the main thread's

@@ -264,7 +264,7 @@ pub enum AllDown {
 /// One `[[pool.NAME.backend]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
-    /// Stable identity (used by logs, metrics and, later, stickiness).
+    /// Stable identity: logs, metrics, the admin API, affinity cookies and the hash ring use it.
     pub id: String,
     /// Address to connect to.
     pub addr: SocketAddr,
