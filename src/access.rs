@@ -22,6 +22,8 @@ pub struct AccessRecord {
     pub path: String,
     /// Response status sent to the client.
     pub status: StatusCode,
+    /// The listener's route that chose the pool (`None`: its default pool, or no pool).
+    pub route: Option<Arc<str>>,
     /// Backend that served the request, if any.
     pub backend: Option<Arc<str>>,
     /// Backends tried before the one that answered.
@@ -56,6 +58,7 @@ impl Drop for AccessRecord {
             target: "tether::access",
             method = %self.method,
             listener.name = %self.listener,
+            route = %self.route.as_deref().unwrap_or("-"),
             path = %self.path,
             status = self.status.as_u16(),
             backend.id = %self.backend.as_deref().unwrap_or("-"),

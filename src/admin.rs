@@ -244,7 +244,38 @@ fn status(control: &Control) -> serde_json::Value {
             .collect();
         pools.insert(name.clone(), json!({ "backends": backends }));
     }
-    json!({ "pools": pools })
+    json!({ "pools": pools, "listeners": listener_routes(&routes) })
+}
+
+/// Each listener's routes in order (name, conditions, pool, requests taken) and default pool.
+fn listener_routes(snapshot: &crate::snapshot::Snapshot) -> serde_json::Value {
+    let mut listeners = serde_json::Map::new();
+    for l in &snapshot.config.listeners {
+        let Some(table) = snapshot.listeners.get(&l.name) else {
+            continue;
+        };
+        let routes: Vec<serde_json::Value> = table
+            .routes
+            .iter()
+            .map(|r| {
+                let c = &r.config;
+                json!({
+                    "name": c.name,
+                    "host": c.host.as_ref().map(|h| match h {
+                        crate::config::HostMatch::Exact(h) => h.clone(),
+                        crate::config::HostMatch::Suffix(s) => format!("*{s}"),
+                    }),
+                    "path_prefix": c.path_prefix,
+                    "header": c.header.as_ref().map(|(n, v)| json!({"name": n, "value": v})),
+                    "method": c.method.as_ref().map(|m| m.as_str()),
+                    "pool": c.pool,
+                    "requests": r.requests.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+            .collect();
+        listeners.insert(l.name.clone(), json!({ "pool": l.pool, "routes": routes }));
+    }
+    serde_json::Value::Object(listeners)
 }
 
 /// Compares secrets without an early exit on the first differing byte.

@@ -178,6 +178,26 @@ pub fn render(control: &Control) -> String {
             s.idle_releases.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP tether_route_requests_total Requests a listener's route sent to its pool."
+    );
+    let _ = writeln!(out, "# TYPE tether_route_requests_total counter");
+    for l in &routes.config.listeners {
+        let Some(table) = routes.listeners.get(&l.name) else {
+            continue;
+        };
+        for r in &table.routes {
+            let _ = writeln!(
+                out,
+                "tether_route_requests_total{{listener=\"{}\",route=\"{}\",pool=\"{}\"}} {}",
+                escape(&l.name),
+                escape(&r.config.name),
+                escape(&r.config.pool),
+                r.requests.load(Ordering::Relaxed)
+            );
+        }
+    }
     out
 }
 

@@ -1,5 +1,5 @@
-//! The snapshot the request path reads: every pool with its backends and balancer, and the
-//! config they implement, swapped whole on change.
+//! The snapshot the request path reads: every pool with its backends and balancer, each
+//! listener's routes to them, and the config they implement, swapped whole on change.
 //!
 //! Requests load one `Arc<Snapshot>` and use it to the end; a reload or an admin change builds
 //! a new `Snapshot` off the hot path and stores it. Rebuilding keeps each `Arc<Backend>` whose
@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::pool::Pool;
+use crate::routing::RouteTable;
 
 /// State shared by every request of the process.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct Shared {
 pub struct Snapshot {
     /// Pools by name.
     pub pools: HashMap<String, Arc<Pool>>,
+    /// Each listener's routes, by listener name.
+    pub listeners: HashMap<String, RouteTable>,
     /// The config these pools implement (including admin API changes since the last reload).
     pub config: Config,
 }
@@ -34,7 +37,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the snapshot for `config`, carrying over backend state from `previous`.
     pub fn build(config: &Config, previous: Option<&Snapshot>) -> Self {
-        let pools = config
+        let pools: HashMap<String, Arc<Pool>> = config
             .pools
             .iter()
             .map(|(name, pc)| {
@@ -42,8 +45,17 @@ impl Snapshot {
                 (name.clone(), Arc::new(Pool::build(name, pc, old)))
             })
             .collect();
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let old = previous.and_then(|s| s.listeners.get(&l.name));
+                (l.name.clone(), RouteTable::build(l, &pools, old))
+            })
+            .collect();
         Self {
             pools,
+            listeners,
             config: config.clone(),
         }
     }

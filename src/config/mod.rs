@@ -9,6 +9,7 @@ mod affinity;
 mod pool;
 mod problems;
 mod raw;
+pub mod route;
 mod types;
 mod validate;
 

@@ -38,7 +38,9 @@ pub(super) struct RawAdmin {
 pub(super) struct RawListener {
     pub(super) name: Option<String>,
     pub(super) listen: Spanned<String>,
-    pub(super) pool: Spanned<String>,
+    pub(super) pool: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) route: Vec<Spanned<RawRoute>>,
     pub(super) max_connections: Option<Spanned<usize>>,
     pub(super) max_header_size: Option<Spanned<usize>>,
     pub(super) header_timeout: Option<Spanned<String>>,
@@ -48,6 +50,24 @@ pub(super) struct RawListener {
     pub(super) proxy_protocol: Option<bool>,
     pub(super) min_body_rate: Option<u64>,
     pub(super) max_connections_per_ip: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) name: Option<String>,
+    pub(super) host: Option<Spanned<String>>,
+    pub(super) path_prefix: Option<Spanned<String>>,
+    pub(super) header: Option<Spanned<RawHeaderMatch>>,
+    pub(super) method: Option<Spanned<String>>,
+    pub(super) pool: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeaderMatch {
+    pub(super) name: String,
+    pub(super) value: String,
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use super::route::{HostMatch, RouteConfig};
 pub use crate::tls::CertFiles;
 
 /// Largest accepted backend weight; keeps the round-robin schedule small.
@@ -49,8 +50,10 @@ pub struct ListenerConfig {
     pub name: String,
     /// Address to bind.
     pub listen: SocketAddr,
-    /// Name of the pool this listener forwards to.
-    pub pool: String,
+    /// The pool requests go to when no route matches (`None`: they get 404).
+    pub pool: Option<String>,
+    /// Routes to pools, tried in order before `pool`.
+    pub routes: Vec<RouteConfig>,
     /// Concurrent client connections; further connections wait in the kernel backlog.
     pub max_connections: usize,
     /// Largest request head in bytes; larger heads get 431.

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::pool;
 use super::problems::{line_of, ConfigErrors, Problems};
 use super::raw::{self, RawConfig};
+use super::route::validate_routes;
 use super::types::*;
 
 /// Reads and validates the config file at `path`.
@@ -134,17 +135,24 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
             );
         }
         let listen = p.addr(&format!("{key}.listen"), &rl.listen);
-        if !raw.pool.contains_key(rl.pool.get_ref()) {
-            p.add(
+        match &rl.pool {
+            Some(pool) if !raw.pool.contains_key(pool.get_ref()) => p.add(
                 &format!("{key}.pool"),
-                &rl.pool,
+                pool,
                 format_args!(
                     "no pool named {:?} (define [pool.{}])",
-                    rl.pool.get_ref(),
-                    rl.pool.get_ref()
+                    pool.get_ref(),
+                    pool.get_ref()
                 ),
-            );
+            ),
+            None if rl.route.is_empty() => p.add(
+                &key,
+                &rl.listen,
+                "needs a pool (where requests go) or at least one [[listener.route]]",
+            ),
+            _ => {}
         }
+        let routes = validate_routes(&mut p, &key, &rl.route, |name| raw.pool.contains_key(name));
         let max_connections = match &rl.max_connections {
             Some(v) if *v.get_ref() == 0 => {
                 p.add(&format!("{key}.max_connections"), v, "must be at least 1");
@@ -189,7 +197,8 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
             listeners.push(ListenerConfig {
                 name,
                 listen,
-                pool: rl.pool.get_ref().clone(),
+                pool: rl.pool.as_ref().map(|p| p.get_ref().clone()),
+                routes,
                 max_connections,
                 max_header_size,
                 header_timeout,

@@ -102,7 +102,7 @@ impl Control {
         let addr = tcp
             .local_addr()
             .map_or_else(|_| cfg.listen.to_string(), |a| a.to_string());
-        tracing::info!(listener.name = %cfg.name, listener.addr = %addr, pool.name = %cfg.pool, "listening");
+        tracing::info!(listener.name = %cfg.name, listener.addr = %addr, pool.name = %cfg.pool.as_deref().unwrap_or("-"), routes = cfg.routes.len(), "listening");
         let stats = Arc::clone(
             self.listener_stats
                 .lock()
@@ -171,7 +171,10 @@ impl Control {
                     .listeners
                     .values()
                     .any(|r| r.cfg.listen == l.listen && l.listen.port() != 0);
-            let unchanged = inner.listeners.get(&l.name).is_some_and(|r| r.cfg == *l);
+            let unchanged = inner
+                .listeners
+                .get(&l.name)
+                .is_some_and(|r| same_socket(&r.cfg, l));
             if !unchanged && !same_addr {
                 let tcp = TcpListener::bind(l.listen).await.map_err(|e| {
                     ControlError::Apply(format!(
@@ -195,7 +198,9 @@ impl Control {
         let names: Vec<String> = inner.listeners.keys().cloned().collect();
         for name in names {
             let wanted = new.listeners.iter().find(|l| l.name == name);
-            if wanted.is_some_and(|w| inner.listeners[&name].cfg == *w) {
+            if let Some(w) = wanted.filter(|w| same_socket(&inner.listeners[&name].cfg, w)) {
+                // Its routes and default pool live in the snapshot stored above.
+                inner.listeners.get_mut(&name).expect("listed above").cfg = w.clone();
                 continue;
             }
             let old = inner.listeners.remove(&name).expect("listed above");
@@ -352,4 +357,15 @@ async fn maintain(control: std::sync::Weak<Control>) {
             tracing::info!("removed backends that finished draining");
         }
     }
+}
+
+/// True when a running listener can serve `new` as it is: everything but its routes and
+/// default pool (which requests read from the snapshot) is the same.
+fn same_socket(running: &ListenerConfig, new: &ListenerConfig) -> bool {
+    let routing_aside = |l: &ListenerConfig| ListenerConfig {
+        pool: None,
+        routes: Vec::new(),
+        ..l.clone()
+    };
+    routing_aside(running) == routing_aside(new)
 }

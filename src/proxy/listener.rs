@@ -7,8 +7,6 @@ use std::sync::Arc;
 pub struct ListenerCtx {
     /// Listener name, for logs.
     pub name: Arc<str>,
-    /// Pool the listener forwards to.
-    pub pool: String,
     /// Scheme clients used (`http` or `https`), for `X-Forwarded-Proto`.
     pub proto: &'static str,
     /// Slowest accepted request body, bytes per second (0 = no check).

@@ -42,6 +42,7 @@ pub async fn handle(
             String::new()
         },
         status: StatusCode::BAD_GATEWAY,
+        route: None,
         backend: None,
         retries: 0,
         affinity: "none",
@@ -61,10 +62,20 @@ pub async fn handle(
         return Ok(resp);
     }
     let snapshot = shared.snapshot.load();
-    let Some(pool) = snapshot.pools.get(&listener.pool) else {
-        record.status = StatusCode::SERVICE_UNAVAILABLE;
-        return Ok(local_response(record.status, "no backend available\n"));
+    let routed = snapshot
+        .listeners
+        .get(&*listener.name)
+        .and_then(|table| table.route(req.method(), req.uri(), req.headers()));
+    let Some((pool, route)) = routed else {
+        record.status = StatusCode::NOT_FOUND;
+        return Ok(local_response(
+            record.status,
+            "no route matches this request\n",
+        ));
     };
+    if log {
+        record.route = route.map(|r| Arc::clone(&r.name));
+    }
     // Only a cookie's age needs the wall clock.
     let now_secs = pool.sticky.cookie_name().map_or(0, |_| unix_now());
     let mut plan = pool.plan(req.headers(), req.uri(), client.ip(), now_secs);
