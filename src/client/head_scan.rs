@@ -9,6 +9,9 @@
 pub struct HeadScan {
     /// Scanning: between the start of a head and its blank line.
     active: bool,
+    /// No byte of the request line yet: empty lines here are skipped, as the parser skips them
+    /// (RFC 9112 2.2), rather than read as the blank line that ends a head.
+    before_request_line: bool,
     prev_cr: bool,
     /// The current line has no bytes yet (so CRLF here ends the head).
     line_empty: bool,
@@ -36,16 +39,14 @@ impl HeadScan {
     pub fn started() -> Self {
         HeadScan {
             active: true,
+            before_request_line: true,
             ..HeadScan::default()
         }
     }
 
     /// Starts over at the beginning of the next head.
     pub fn start(&mut self) {
-        *self = HeadScan {
-            active: true,
-            ..HeadScan::default()
-        };
+        *self = HeadScan::started();
     }
 
     /// True when every byte delivered since this head began has been a byte of this head or of
@@ -76,12 +77,16 @@ impl HeadScan {
                 return false;
             }
             let b = bytes[i];
+            if self.before_request_line && b != b'\r' && b != b'\n' {
+                self.before_request_line = false;
+            }
             match b {
                 b'\n' if !self.prev_cr => {
                     bytes[i] = 0;
                     self.active = false;
                     return true;
                 }
+                b'\n' if self.before_request_line => {}
                 b'\n' => {
                     if self.line_empty {
                         self.active = false;
@@ -195,6 +200,18 @@ mod tests {
     fn crlf_heads_pass_untouched_and_the_body_is_not_scanned() {
         let input = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\nb";
         assert_eq!(scanned(input), input.to_vec());
+    }
+
+    #[test]
+    fn empty_lines_before_the_request_line_do_not_end_the_scan() {
+        // The parser skips them, so the head behind them must be checked like any other.
+        let smuggle =
+            b"\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(scanned(smuggle).contains(&0), "CL + TE behind empty lines");
+        let bare_lf = b"\r\n\r\nGET / HTTP/1.1\nHost: x\n\n";
+        assert!(scanned(bare_lf).contains(&0), "bare LF behind empty lines");
+        let clean = b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(scanned(clean), clean.to_vec());
     }
 
     #[test]
