@@ -23,13 +23,6 @@
 use libfuzzer_sys::fuzz_target;
 use tether::client::head_scan::HeadScan;
 
-/// Set to `false` to reproduce the known finding in
-/// `seeds/request_head_scan/finding-leading-empty-lines-hide-cl-te`: httparse (so hyper) skips
-/// empty lines before a request line, but the scanner reads `\r\n\r\n` at the start as a whole
-/// head and scans nothing after it. While that stands, inputs whose head starts with an empty
-/// line skip the comparison with httparse, so the fuzzer can look for anything else.
-const SKIP_LEADING_EMPTY_LINES: bool = true;
-
 /// Most header fields read by the comparison parse (hyper's limit).
 const MAX_HEADERS: usize = 100;
 
@@ -102,9 +95,6 @@ fn httparse_head(bytes: &[u8]) -> Option<(usize, bool, bool)> {
 }
 
 fn check_against_httparse(input: &[u8], s: &Scanned) {
-    if SKIP_LEADING_EMPTY_LINES && matches!(input.first(), Some(b'\r' | b'\n')) {
-        return;
-    }
     if s.poisoned {
         let mut fed = s.bytes.clone();
         fed.extend_from_slice(b"\r\n\r\n");
