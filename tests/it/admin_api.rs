@@ -7,32 +7,21 @@ use serde_json::Value;
 
 use crate::common::admin::{backend_in, count, ids_in, json};
 use crate::common::client::Reply;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{body, Admin, Http1, TestBackend, Tether};
 
-fn config(backends: &[&TestBackend], token: Option<&str>) -> String {
-    let token = token.map_or(String::new(), |t| format!("token = \"{t}\"\n"));
-    let mut config = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-{token}
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-drain_quiet = "300ms"
-"#
+fn config(backends: &[&TestBackend], token: Option<&str>) -> Config {
+    let config = match token {
+        Some(token) => Config::new().admin_token(token),
+        None => Config::new().admin(),
+    };
+    let pool = backends.iter().fold(
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("drain_quiet", "300ms"),
+        |pool, b| pool.backend(&b.id, b.addr),
     );
-    for b in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{}\"\naddr = \"{}\"\n",
-            b.id, b.addr
-        ));
-    }
-    config
+    config.listener(Listener::web()).pool(pool)
 }
 
 /// Sends `n` GETs and returns how many each of `backends` received meanwhile.

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::admin::count;
 use crate::common::affinity::{self, explain, is_sealed, issued, set_cookies, Jar, COOKIE};
+use crate::common::config::{Config, Pool};
 use crate::common::tether::{check_config, field};
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
@@ -21,11 +22,11 @@ impl Backends {
         ])
     }
 
-    fn config(&self, cookie: &str) -> String {
+    /// `pool` (pool `app` with its cookie table) with round robin and cookie affinity.
+    fn config(&self, pool: Pool) -> Config {
         let [a, b, c] = &self.0;
         affinity::config(
-            "balance = \"round_robin\"\naffinity = \"cookie\"",
-            Some(cookie),
+            pool.set("balance", "round_robin").set("affinity", "cookie"),
             &[("alpha", a.addr), ("bravo", b.addr), ("charlie", c.addr)],
         )
     }
@@ -39,6 +40,11 @@ impl Backends {
     }
 }
 
+/// Pool `app` whose cookie is sealed with `keys`, the first one for new cookies.
+fn keys(keys: &[&str]) -> Pool {
+    Pool::app().set_in("cookie", "keys", keys.to_vec())
+}
+
 /// `value` with the character at `at` replaced by another base64url character.
 fn flip(value: &str, at: usize) -> String {
     let mut chars: Vec<char> = value.chars().collect();
@@ -49,7 +55,7 @@ fn flip(value: &str, at: usize) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_stays_pinned_across_100_requests_and_gets_the_cookie_once() {
     let backends = Backends::start().await;
-    let tether = Tether::start(&backends.config(&format!("keys = [\"{KEY_1}\"]"))).await;
+    let tether = Tether::start(&backends.config(keys(&[KEY_1]))).await;
     let client = Http1::new(tether.addr("web"));
     let admin = Admin::new(tether.addr("admin"));
 
@@ -110,7 +116,7 @@ async fn a_client_stays_pinned_across_100_requests_and_gets_the_cookie_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_backend_never_sees_tethers_cookie_but_sees_the_clients_own() {
     let backends = Backends::start().await;
-    let tether = Tether::start(&backends.config(&format!("keys = [\"{KEY_1}\"]"))).await;
+    let tether = Tether::start(&backends.config(keys(&[KEY_1]))).await;
     let client = Http1::new(tether.addr("web"));
 
     let first = affinity::get(&client, "/echo", Some("session=abc")).await;
@@ -144,7 +150,7 @@ async fn the_backend_never_sees_tethers_cookie_but_sees_the_clients_own() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_or_garbage_cookie_is_re_pinned_without_error() {
     let backends = Backends::start().await;
-    let tether = Tether::start(&backends.config(&format!("keys = [\"{KEY_1}\"]"))).await;
+    let tether = Tether::start(&backends.config(keys(&[KEY_1]))).await;
     let client = Http1::new(tether.addr("web"));
 
     let first = affinity::get(&client, "/", None).await;
@@ -184,7 +190,7 @@ async fn align_to_second() {
 async fn max_age_expires_the_pin_and_re_pins() {
     let backends = Backends::start().await;
     let tether =
-        Tether::start(&backends.config(&format!("keys = [\"{KEY_1}\"]\nmax_age = \"1s\""))).await;
+        Tether::start(&backends.config(keys(&[KEY_1]).set_in("cookie", "max_age", "1s"))).await;
     let client = Http1::new(tether.addr("web"));
 
     // Pins carry whole seconds: issue and reuse within one second, so "hit" is certain.
@@ -221,8 +227,8 @@ async fn max_age_expires_the_pin_and_re_pins() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_key_still_opens_old_cookies_and_re_seals_them() {
     let backends = Backends::start().await;
-    let old = Tether::start(&backends.config(&format!("keys = [\"{KEY_1}\"]"))).await;
-    let new = Tether::start(&backends.config(&format!("keys = [\"{KEY_2}\", \"{KEY_1}\"]"))).await;
+    let old = Tether::start(&backends.config(keys(&[KEY_1]))).await;
+    let new = Tether::start(&backends.config(keys(&[KEY_2, KEY_1]))).await;
     let old_client = Http1::new(old.addr("web"));
     let new_client = Http1::new(new.addr("web"));
 
@@ -263,7 +269,7 @@ async fn a_rotated_key_still_opens_old_cookies_and_re_seals_them() {
 #[test]
 fn cookie_affinity_without_keys_passes_check_with_a_warning() {
     let addr = "127.0.0.1:9".parse().expect("addr");
-    let without = affinity::config("affinity = \"cookie\"", None, &[("a", addr)]);
+    let without = affinity::config(Pool::app().set("affinity", "cookie"), &[("a", addr)]);
     let output = check_config(&without);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -278,11 +284,7 @@ fn cookie_affinity_without_keys_passes_check_with_a_warning() {
         "no `warning:` line naming pool.app.cookie.keys\n{stderr}\n{stdout}"
     );
 
-    let with = affinity::config(
-        "affinity = \"cookie\"",
-        Some(&format!("keys = [\"{KEY_1}\"]")),
-        &[("a", addr)],
-    );
+    let with = affinity::config(keys(&[KEY_1]).set("affinity", "cookie"), &[("a", addr)]);
     let output = check_config(&with);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");

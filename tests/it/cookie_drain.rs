@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
 use crate::common::affinity::{self, explain, issued, set_cookies, Jar, COOKIE};
+use crate::common::config::Pool;
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
 const IDS: [&str; 3] = ["alpha", "bravo", "charlie"];
@@ -15,12 +16,14 @@ async fn start(drain_timeout: &str, drain_quiet: &str) -> (Vec<TestBackend>, Tet
     for id in IDS {
         backends.push(TestBackend::start(id).await);
     }
-    let pool = format!(
-        "balance = \"round_robin\"\naffinity = \"cookie\"\n\
-         drain_timeout = \"{drain_timeout}\"\ndrain_quiet = \"{drain_quiet}\""
-    );
+    let pool = Pool::app()
+        .set("balance", "round_robin")
+        .set("affinity", "cookie")
+        .set("drain_timeout", drain_timeout)
+        .set("drain_quiet", drain_quiet)
+        .set_in("cookie", "keys", vec!["drain-key-0123456789"]);
     let listed: Vec<(&str, _)> = backends.iter().map(|b| (b.id.as_str(), b.addr)).collect();
-    let config = affinity::config(&pool, Some("keys = [\"drain-key-0123456789\"]"), &listed);
+    let config = affinity::config(pool, &listed);
     let tether = Tether::start(&config).await;
     (backends, tether)
 }

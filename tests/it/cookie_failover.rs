@@ -2,6 +2,7 @@
 
 use crate::common::admin::count;
 use crate::common::affinity::{self, explain, issued, set_cookies, Jar, COOKIE};
+use crate::common::config::Pool;
 use crate::common::{Admin, Http1, KillSwitch, TestBackend, Tether};
 
 const IDS: [&str; 3] = ["alpha", "bravo", "charlie"];
@@ -16,8 +17,10 @@ async fn a_killed_pinned_backend_is_replaced_without_an_error() {
         backends.push(backend);
     }
     let config = affinity::config(
-        "balance = \"round_robin\"\naffinity = \"cookie\"",
-        Some("keys = [\"failover-key-0123456789\"]"),
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("affinity", "cookie")
+            .set_in("cookie", "keys", vec!["failover-key-0123456789"]),
         &[
             (IDS[0], switches[0].addr),
             (IDS[1], switches[1].addr),

@@ -3,27 +3,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{dead_addr, Http1, TestBackend, Tether};
 
-fn config(backends: &[(&str, SocketAddr)]) -> String {
-    let mut config = String::from(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-connect_timeout = "5s"
-"#,
-    );
-    for (id, addr) in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{id}\"\naddr = \"{addr}\"\n"
-        ));
-    }
-    config
+fn config(backends: &[(&str, SocketAddr)]) -> Config {
+    Config::new().listener(Listener::web()).pool(
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("connect_timeout", "5s")
+            .backends(backends),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

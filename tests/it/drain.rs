@@ -4,41 +4,21 @@ use std::time::{Duration, Instant};
 
 use crate::common::admin::{count, json};
 use crate::common::client::Reply;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::tether::field;
 use crate::common::{body, Admin, Http1, TestBackend, Tether};
 
 const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
-fn config(a: &TestBackend, b: &TestBackend, all_down: &str) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-drain_timeout = "30s"
-drain_quiet = "{quiet}ms"
-all_down = "{all_down}"
-
-[[pool.app.backend]]
-id = "{a_id}"
-addr = "{a_addr}"
-
-[[pool.app.backend]]
-id = "{b_id}"
-addr = "{b_addr}"
-"#,
-        quiet = DRAIN_QUIET.as_millis(),
-        a_id = a.id,
-        a_addr = a.addr,
-        b_id = b.id,
-        b_addr = b.addr,
+fn config(a: &TestBackend, b: &TestBackend, all_down: &str) -> Config {
+    Config::new().admin().listener(Listener::web()).pool(
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("drain_timeout", "30s")
+            .set("drain_quiet", format!("{}ms", DRAIN_QUIET.as_millis()))
+            .set("all_down", all_down)
+            .backend(&a.id, a.addr)
+            .backend(&b.id, b.addr),
     )
 }
 

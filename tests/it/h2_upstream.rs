@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::pki::{self, TestCert};
 use crate::common::Tether;
 use bytes::Bytes;
@@ -105,27 +106,13 @@ async fn answer(req: Request<Incoming>, with_te: &AtomicUsize) -> Response<Frame
         .unwrap()
 }
 
-/// Two worker threads, each of which keeps its own HTTP/2 connection to a backend.
-fn config(backend: SocketAddr, pool_extra: &str) -> String {
-    format!(
-        r#"
-[runtime]
-threads = 2
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "grpc"
-
-[pool.grpc]
-protocol = "h2"
-{pool_extra}
-
-[[pool.grpc.backend]]
-id = "grpc-1"
-addr = "{backend}"
-"#
-    )
+/// Two worker threads, each of which keeps its own HTTP/2 connection to a backend: `pool`
+/// (named `grpc`) gets `protocol = "h2"` and the backend `grpc-1` at `backend`.
+fn config(backend: SocketAddr, pool: Pool) -> Config {
+    Config::new()
+        .runtime("threads", 2)
+        .listener(Listener::new("web", "grpc"))
+        .pool(pool.set("protocol", "h2").backend("grpc-1", backend))
 }
 
 /// One gRPC-style call through tether over h2c; returns (body, trailers).
@@ -148,10 +135,18 @@ async fn call(tether: SocketAddr, payload: &'static [u8]) -> (Bytes, HeaderMap) 
     (collected.to_bytes(), trailers)
 }
 
+/// Pool `grpc` over TLS to the backend, verified against `ca` for the name `sni`.
+fn tls_to(sni: &str, ca: &TestCert) -> Pool {
+    Pool::new("grpc")
+        .set("tls", true)
+        .set("tls_ca", ca.cert.display().to_string())
+        .set("tls_sni", sni)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_a_connection_per_worker() {
     let backend = GrpcBackend::start(None).await;
-    let tether = Tether::start(&config(backend.addr, "")).await;
+    let tether = Tether::start(&config(backend.addr, Pool::new("grpc"))).await;
     for _ in 0..5 {
         let (body, trailers) = call(tether.addr("web"), b"hello grpc").await;
         assert_eq!(&body[..], b"received 10 bytes");
@@ -180,11 +175,7 @@ async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_a_connection_per_worker(
 async fn h2_over_tls_to_the_backend_is_verified_against_the_configured_ca() {
     let cert = TestCert::new(&["backend.test"]);
     let backend = GrpcBackend::start(Some(pki::server(&cert, &[b"h2"]))).await;
-    let extra = format!(
-        "tls = true\ntls_ca = \"{}\"\ntls_sni = \"backend.test\"",
-        cert.cert.display()
-    );
-    let tether = Tether::start(&config(backend.addr, &extra)).await;
+    let tether = Tether::start(&config(backend.addr, tls_to("backend.test", &cert))).await;
     let (body, trailers) = call(tether.addr("web"), b"over tls").await;
     assert_eq!(&body[..], b"received 8 bytes");
     assert_eq!(
@@ -194,11 +185,7 @@ async fn h2_over_tls_to_the_backend_is_verified_against_the_configured_ca() {
 
     // The wrong name fails verification: tether answers 502 instead of trusting it.
     let other = TestCert::new(&["other.test"]);
-    let extra = format!(
-        "tls = true\ntls_ca = \"{}\"\ntls_sni = \"backend.test\"",
-        other.cert.display()
-    );
-    let untrusted = Tether::start(&config(backend.addr, &extra)).await;
+    let untrusted = Tether::start(&config(backend.addr, tls_to("backend.test", &other))).await;
     let tcp = tokio::net::TcpStream::connect(untrusted.addr("web"))
         .await
         .unwrap();

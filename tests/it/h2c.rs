@@ -1,24 +1,10 @@
 //! HTTP/2 clients with prior knowledge (h2c) are served, proxied to HTTP/1.1 backends.
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{H2c, TestBackend, Tether};
 
-fn config(backend: &TestBackend) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        backend.id, backend.addr
-    )
+fn config(backend: &TestBackend) -> Config {
+    Config::round_robin(backend, Listener::web(), Pool::app())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,35 +1,20 @@
 //! Request heads are bounded, forwarded with X-Forwarded-*, stripped of hop-by-hop headers, and access-logged.
 
 use crate::common;
+use crate::common::config::{Config, Listener, Pool};
 use std::time::Duration;
 
 use crate::common::tether::field;
 use crate::common::{Http1, RawConn, TestBackend, Tether};
 use http::Method;
 
-fn config(backend: &TestBackend) -> String {
-    config_with(backend, "")
+fn config(backend: &TestBackend) -> Config {
+    config_with(backend, Pool::app())
 }
 
-fn config_with(backend: &TestBackend, pool_extra: &str) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-max_header_size = 32768
-
-[pool.app]
-balance = "round_robin"
-{}
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        pool_extra, backend.id, backend.addr
-    )
+/// Listener `web` with 32 KiB heads, to `pool` with round robin and `backend`.
+fn config_with(backend: &TestBackend, pool: Pool) -> Config {
+    Config::round_robin(backend, Listener::web().set("max_header_size", 32768), pool)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,7 +75,11 @@ async fn a_backend_response_head_over_64_kib_gets_502_and_the_pool_keeps_serving
 async fn x_forwarded_headers_are_added_and_host_is_preserved() {
     let backend = TestBackend::start("app-1").await;
     // The client is a trusted proxy here, so its X-Forwarded-For is extended, not replaced.
-    let tether = Tether::start(&config_with(&backend, r#"trusted_proxies = ["127.0.0.1"]"#)).await;
+    let tether = Tether::start(&config_with(
+        &backend,
+        Pool::app().set("trusted_proxies", vec!["127.0.0.1"]),
+    ))
+    .await;
     let client = Http1::new(tether.addr("web"));
 
     let request = client

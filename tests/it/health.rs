@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::tether::field;
 use crate::common::{dead_addr, Admin, Http1, TestBackend, Tether};
 
@@ -13,39 +14,25 @@ const FALL: u32 = 2;
 /// Scheduling, the probe itself and /status polling on a loaded 2-core debug build.
 const SLACK: Duration = Duration::from_millis(1500);
 
-fn config(check: &str, backends: &[(&str, SocketAddr)]) -> String {
-    let health = match check {
-        "http" => format!(
-            r#"{{ check = "http", path = "/healthz", expect = "200-399", interval = "{}ms", timeout = "100ms", rise = {RISE}, fall = {FALL} }}"#,
-            INTERVAL.as_millis()
-        ),
-        _ => format!(
-            r#"{{ check = "tcp", interval = "{}ms", timeout = "100ms", rise = {RISE}, fall = {FALL} }}"#,
-            INTERVAL.as_millis()
-        ),
+fn config(check: &str, backends: &[(&str, SocketAddr)]) -> Config {
+    let interval = format!("{}ms", INTERVAL.as_millis());
+    let pool = Pool::app()
+        .set("balance", "round_robin")
+        .set("connect_timeout", "1s");
+    let pool = match check {
+        "http" => pool
+            .set_in("health", "check", "http")
+            .set_in("health", "path", "/healthz")
+            .set_in("health", "expect", "200-399"),
+        _ => pool.set_in("health", "check", "tcp"),
     };
-    let mut config = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-connect_timeout = "1s"
-health = {health}
-"#
-    );
-    for (id, addr) in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{id}\"\naddr = \"{addr}\"\n"
-        ));
-    }
-    config
+    let pool = pool
+        .set_in("health", "interval", interval)
+        .set_in("health", "timeout", "100ms")
+        .set_in("health", "rise", RISE)
+        .set_in("health", "fall", FALL)
+        .backends(backends);
+    Config::new().admin().listener(Listener::web()).pool(pool)
 }
 
 /// Sends `n` GETs and returns how many each backend answered, asserting every one was a 200.

@@ -2,16 +2,28 @@
 //! the client's failure: it is answered 4xx and never counted against the backend by passive
 //! health, so a single client cannot eject healthy backends and deny service to everyone.
 
-use crate::common::hostile::{attack, config, probe};
+use crate::common::config::{Config, Listener, Pool};
+use crate::common::hostile::{attack, probe};
 use crate::common::{RawConn, TestBackend, Tether};
 
 /// Two failures eject for 10 s, and with every backend ejected tether answers 503.
-const STRICT_PASSIVE: &str = "passive = { failures = 2, eject = \"10s\" }\nall_down = \"fail\"";
+/// Pool `app` ejecting a backend after two failures, and failing when none is left.
+fn strict_passive() -> Pool {
+    Pool::app()
+        .set_in("passive", "failures", 2)
+        .set_in("passive", "eject", "10s")
+        .set("all_down", "fail")
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_chunked_bodies_do_not_eject_the_backend() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "", STRICT_PASSIVE)).await;
+    let tether = Tether::start(Config::round_robin(
+        &backend,
+        Listener::web(),
+        strict_passive(),
+    ))
+    .await;
     let addr = tether.addr("web");
     let bad_chunk = [
         &b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
@@ -36,8 +48,10 @@ async fn malformed_chunked_bodies_do_not_eject_the_backend() {
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_bodies_do_not_eject_the_backend() {
     let backend = TestBackend::start("app-1").await;
-    let listener = "header_timeout = \"1s\"\nmin_body_rate = 1000";
-    let tether = Tether::start(&config(&backend, listener, STRICT_PASSIVE)).await;
+    let listener = Listener::web()
+        .set("header_timeout", "1s")
+        .set("min_body_rate", 1000);
+    let tether = Tether::start(Config::round_robin(&backend, listener, strict_passive())).await;
     let addr = tether.addr("web");
 
     // Two uploads that stall after their head: both must end in 408 about 2 s later.

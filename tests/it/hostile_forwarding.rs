@@ -1,14 +1,20 @@
 //! Forwarding headers a client sends from an untrusted address (every spelling and repeat of
 //! X-Forwarded-*, Forwarded, the explain header) are replaced by tether's own.
 
-use crate::common::hostile::{attack, config};
+use crate::common::config::{Config, Listener, Pool};
+use crate::common::hostile::attack;
 use crate::common::{TestBackend, Tether};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spoofed_forwarding_headers_from_an_untrusted_client_are_replaced() {
     let backend = TestBackend::start("app-1").await;
     // Trusts some other network, not the loopback client.
-    let tether = Tether::start(&config(&backend, "", r#"trusted_proxies = ["10.0.0.0/8"]"#)).await;
+    let tether = Tether::start(Config::round_robin(
+        &backend,
+        Listener::web(),
+        Pool::app().set("trusted_proxies", vec!["10.0.0.0/8"]),
+    ))
+    .await;
 
     let outcome = attack(
         tether.addr("web"),

@@ -6,7 +6,8 @@
 //! connection is closed after the response), the test asserts the safe outcome: the backend
 //! saw exactly one request, re-framed unambiguously, with the body the chunked coding gives.
 
-use crate::common::hostile::{ambiguous_framing, attack, config, probe, Outcome};
+use crate::common::config::{Config, Listener, Pool};
+use crate::common::hostile::{ambiguous_framing, attack, probe, Outcome};
 use crate::common::{TestBackend, Tether};
 
 /// What a case must end in.
@@ -61,7 +62,7 @@ fn violation(outcome: &Outcome, expect: Expect) -> Option<String> {
 
 async fn run(cases: Vec<Case>) {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "", "")).await;
+    let tether = Tether::start(Config::round_robin(&backend, Listener::web(), Pool::app())).await;
     let addr = tether.addr("web");
     let mut failures = Vec::new();
     for case in &cases {

@@ -2,14 +2,15 @@
 //! versions) get 400 and a closed connection, reach no backend, and leave tether serving; an
 //! absolute-form target or repeated Host never reaches a backend with two authorities.
 
-use crate::common::hostile::{attack, config, probe, Outcome};
+use crate::common::config::{Config, Listener, Pool};
+use crate::common::hostile::{attack, probe, Outcome};
 use crate::common::{TestBackend, Tether};
 
 /// Sends each `(name, bytes)` on its own connection and requires it refused, with a probe after
 /// each one; reports every case that was not, with what tether did.
 async fn all_refused(cases: &[(&str, &[u8])]) {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "", "")).await;
+    let tether = Tether::start(Config::round_robin(&backend, Listener::web(), Pool::app())).await;
     let addr = tether.addr("web");
     let mut failures = Vec::new();
     for (name, bytes) in cases {
@@ -157,7 +158,7 @@ fn single_authority(outcome: &Outcome) -> Result<Option<String>, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn absolute_form_and_repeated_host_never_reach_the_backend_with_two_authorities() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "", "")).await;
+    let tether = Tether::start(Config::round_robin(&backend, Listener::web(), Pool::app())).await;
     let addr = tether.addr("web");
     let mut failures = Vec::new();
     let cases: [(&str, &[u8]); 5] = [

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::hostile::{config, eventually, open_files_limit, probe, rss_bytes};
+use crate::common::config::{Config, Listener, Pool};
+use crate::common::hostile::{eventually, open_files_limit, probe, rss_bytes};
 use crate::common::{RawConn, TestBackend, Tether};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -22,7 +23,12 @@ async fn served_conn(addr: std::net::SocketAddr, what: &str) -> RawConn {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_third_connection_from_one_address_is_closed_while_the_first_two_work() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "max_connections_per_ip = 2", "")).await;
+    let tether = Tether::start(Config::round_robin(
+        &backend,
+        Listener::web().set("max_connections_per_ip", 2),
+        Pool::app(),
+    ))
+    .await;
     let addr = tether.addr("web");
 
     let mut first = served_conn(addr, "first connection").await;
@@ -88,8 +94,11 @@ async fn thousands_of_idle_keep_alive_connections_cost_a_bounded_amount_each() {
     let backend = TestBackend::start("app-1").await;
     // A short release, so that connections opened later in the run reuse the memory that
     // earlier ones gave back; the default (1 s) only changes how soon.
-    let listener = "idle_timeout = \"120s\"\nheader_timeout = \"60s\"\nidle_release = \"50ms\"";
-    let tether = Tether::start(&config(&backend, listener, "")).await;
+    let listener = Listener::web()
+        .set("idle_timeout", "120s")
+        .set("header_timeout", "60s")
+        .set("idle_release", "50ms");
+    let tether = Tether::start(Config::round_robin(&backend, listener, Pool::app())).await;
     let addr = tether.addr("web");
 
     // Warm up: thread stacks, the backend connection pool, allocator arenas.

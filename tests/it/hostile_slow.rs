@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::hostile::{config, probe};
+use crate::common::config::{Config, Listener, Pool};
+use crate::common::hostile::probe;
 use crate::common::{TestBackend, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -62,7 +63,12 @@ async fn slowloris(addr: std::net::SocketAddr) -> Option<Duration> {
 #[tokio::test(flavor = "multi_thread")]
 async fn slowloris_heads_are_cut_at_header_timeout_while_others_are_served() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "header_timeout = \"1s\"", "")).await;
+    let tether = Tether::start(Config::round_robin(
+        &backend,
+        Listener::web().set("header_timeout", "1s"),
+        Pool::app(),
+    ))
+    .await;
     let addr = tether.addr("web");
 
     let loris: Vec<_> = (0..LORIS).map(|_| tokio::spawn(slowloris(addr))).collect();
@@ -163,8 +169,10 @@ fn response_complete(raw: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_trickled_below_min_body_rate_gets_408_and_a_brisk_one_passes() {
     let backend = TestBackend::start("app-1").await;
-    let listener = "header_timeout = \"1s\"\nmin_body_rate = 200";
-    let tether = Tether::start(&config(&backend, listener, "")).await;
+    let listener = Listener::web()
+        .set("header_timeout", "1s")
+        .set("min_body_rate", 200);
+    let tether = Tether::start(Config::round_robin(&backend, listener, Pool::app())).await;
     let addr = tether.addr("web");
 
     // 20 bytes/s against a floor of 200: too slow once the 1 s grace has passed.

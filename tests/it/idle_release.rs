@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::hostile::config;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{H2c, RawConn, TestBackend, Tether};
 
 const GET: &[u8] = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -12,10 +12,11 @@ const GET: &[u8] = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
 /// Longer than `idle_release` below, with room for a slow machine.
 const PAUSE: Duration = Duration::from_millis(400);
 
-async fn start(listener_extra: &str) -> (TestBackend, Tether) {
+/// tether with `listener`, which gets `idle_release = "50ms"`, to one backend.
+async fn start(listener: Listener) -> (TestBackend, Tether) {
     let backend = TestBackend::start("app-1").await;
-    let listener = format!("idle_release = \"50ms\"\n{listener_extra}");
-    let tether = Tether::start(&config(&backend, &listener, "")).await;
+    let listener = listener.set("idle_release", "50ms");
+    let tether = Tether::start(Config::round_robin(&backend, listener, Pool::app())).await;
     (backend, tether)
 }
 
@@ -27,7 +28,7 @@ async fn expect_ok(conn: &mut RawConn, what: &str) {
 
 #[tokio::test]
 async fn a_connection_serves_again_after_a_pause_longer_than_idle_release() {
-    let (backend, tether) = start("").await;
+    let (backend, tether) = start(Listener::web()).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
     for round in 0..3 {
         conn.send(GET).await.expect("send");
@@ -39,7 +40,7 @@ async fn a_connection_serves_again_after_a_pause_longer_than_idle_release() {
 
 #[tokio::test]
 async fn requests_with_bodies_then_a_pause_leave_the_connection_usable() {
-    let (backend, tether) = start("").await;
+    let (backend, tether) = start(Listener::web()).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
     let sized = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
     let chunked =
@@ -56,7 +57,7 @@ async fn requests_with_bodies_then_a_pause_leave_the_connection_usable() {
 
 #[tokio::test]
 async fn a_request_split_across_the_pause_is_served_whole() {
-    let (backend, tether) = start("").await;
+    let (backend, tether) = start(Listener::web()).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
     // The first request and the start of a pipelined second one, in one write.
     conn.send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHo")
@@ -90,7 +91,7 @@ async fn a_request_split_across_the_pause_is_served_whole() {
 
 #[tokio::test]
 async fn a_released_connection_still_closes_at_idle_timeout() {
-    let (_backend, tether) = start("idle_timeout = \"1s\"").await;
+    let (_backend, tether) = start(Listener::web().set("idle_timeout", "1s")).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
     conn.send(GET).await.expect("send");
     expect_ok(&mut conn, "request").await;
@@ -104,7 +105,7 @@ async fn a_released_connection_still_closes_at_idle_timeout() {
 
 #[tokio::test]
 async fn http2_connections_are_told_apart_and_served() {
-    let (backend, tether) = start("").await;
+    let (backend, tether) = start(Listener::web()).await;
     let mut h2 = H2c::connect(tether.addr("web")).await;
     for round in 0..2 {
         let reply = h2.get("http://a/h2").await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::Method;
 
 use crate::common::affinity::{self, explain, Explain};
+use crate::common::config::Pool;
 use crate::common::source::{client_ip, explain_each};
 use crate::common::{body, Admin, Http1, KillSwitch, Reply, TestBackend, Tether};
 
@@ -56,8 +57,7 @@ async fn clients_spread_evenly_and_only_a_lost_backends_clients_move() {
     // delta sits behind a relay so it can be killed outright later.
     let mut delta_switch = KillSwitch::start(backends[3].addr).await;
     let config = affinity::config(
-        "affinity = \"ip_hash\"",
-        None,
+        Pool::app().set("affinity", "ip_hash"),
         &[
             (IDS[0], backends[0].addr),
             (IDS[1], backends[1].addr),
@@ -135,8 +135,9 @@ async fn a_header_hash_keeps_each_user_on_one_backend() {
     }
     let listed: Vec<(&str, _)> = backends.iter().map(|b| (b.id.as_str(), b.addr)).collect();
     let config = affinity::config(
-        "balance = \"hash\"\nhash_key = \"header:x-user\"",
-        None,
+        Pool::app()
+            .set("balance", "hash")
+            .set("hash_key", "header:x-user"),
         &listed,
     );
     let tether = Tether::start(&config).await;

@@ -5,30 +5,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::body;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{BackendOptions, Http1, TestBackend, Tether};
 use http::{Method, Response};
 use hyper::body::Incoming;
 
-fn config(a: &TestBackend, b: &TestBackend) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "least_conn"
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        a.id, a.addr, b.id, b.addr
+fn config(a: &TestBackend, b: &TestBackend) -> Config {
+    Config::new().listener(Listener::web()).pool(
+        Pool::app()
+            .set("balance", "least_conn")
+            .backend(&a.id, a.addr)
+            .backend(&b.id, b.addr),
     )
 }
 

@@ -4,28 +4,11 @@ use prometheus_parse::{LineInfo, Sample, Scrape, Value};
 
 use std::time::{Duration, Instant};
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Http1, RawConn, TestBackend, Tether};
 
-fn config(a: &TestBackend) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        a.id, a.addr
-    )
+fn config(a: &TestBackend) -> Config {
+    Config::round_robin(a, Listener::web(), Pool::app()).admin()
 }
 
 /// Parses `text`, first insisting every line is one the parser understood (it skips the rest).

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use crate::common::affinity::{self, explain, set_cookies, Jar};
+use crate::common::config::Pool;
 use crate::common::source::{client_ip, explain_each};
 use crate::common::{Http1, TestBackend, Tether};
 
@@ -53,8 +54,10 @@ async fn a_cookie_sealed_with_a_configured_key_works_on_both_instances() {
     let backends = start_backends(3).await;
     let listed: Vec<(&str, _)> = backends.iter().map(|b| (b.id.as_str(), b.addr)).collect();
     let config = affinity::config(
-        "balance = \"round_robin\"\naffinity = \"cookie\"",
-        Some("keys = [\"shared-secret-0123456789\"]"),
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("affinity", "cookie")
+            .set_in("cookie", "keys", vec!["shared-secret-0123456789"]),
         &listed,
     );
     let first = Tether::start(&config).await;
@@ -68,8 +71,9 @@ async fn a_cookie_sealed_with_the_derived_key_works_on_both_instances() {
     let backends = start_backends(3).await;
     let listed: Vec<(&str, _)> = backends.iter().map(|b| (b.id.as_str(), b.addr)).collect();
     let config = affinity::config(
-        "balance = \"round_robin\"\naffinity = \"cookie\"",
-        None,
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("affinity", "cookie"),
         &listed,
     );
     let first = Tether::start(&config).await;
@@ -81,7 +85,7 @@ async fn a_cookie_sealed_with_the_derived_key_works_on_both_instances() {
 async fn ip_hash_maps_every_client_identically_on_both_instances() {
     let backends = start_backends(4).await;
     let listed: Vec<(&str, _)> = backends.iter().map(|b| (b.id.as_str(), b.addr)).collect();
-    let config = affinity::config("affinity = \"ip_hash\"", None, &listed);
+    let config = affinity::config(Pool::app().set("affinity", "ip_hash"), &listed);
     let first = Tether::start(&config).await;
     let second = Tether::start(&config).await;
     // Another range than ip_hash.rs uses, so the two tests do not merely agree by construction.

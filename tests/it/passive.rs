@@ -5,47 +5,35 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::tether::field;
 use crate::common::{dead_addr, Admin, Http1, ResetBackend, TestBackend, Tether};
 
 const FAILURES: u64 = 3;
 
-/// The `passive` line of a pool that ejects after [`FAILURES`] for `eject`.
-fn passive(on_5xx: bool, eject: &str) -> String {
-    format!(
-        "passive = {{ failures = {FAILURES}, on_5xx = {on_5xx}, eject = \"{eject}\", max_eject = \"5m\" }}"
-    )
+/// Pool `app` (round robin, 1 s connects) ejecting a backend after
+/// [`FAILURES`] for `eject`.
+fn passive(on_5xx: bool, eject: &str) -> Pool {
+    Pool::app()
+        .set("balance", "round_robin")
+        .set("connect_timeout", "1s")
+        .set_in("passive", "failures", FAILURES as i64)
+        .set_in("passive", "on_5xx", on_5xx)
+        .set_in("passive", "eject", eject)
+        .set_in("passive", "max_eject", "5m")
 }
 
-/// A config whose pool `app` has `pool_keys` (passive, health) and `backends`.
-fn config_with(pool_keys: &str, backends: &[(&str, SocketAddr)]) -> String {
-    let mut config = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-connect_timeout = "1s"
-{pool_keys}
-"#
-    );
-    for (id, addr) in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{id}\"\naddr = \"{addr}\"\n"
-        ));
-    }
-    config
+/// A config whose pool is `pool` with `backends` added.
+fn config_with(pool: Pool, backends: &[(&str, SocketAddr)]) -> Config {
+    Config::new()
+        .admin()
+        .listener(Listener::web())
+        .pool(pool.backends(backends))
 }
 
 /// A config ejecting for 30 s (longer than any test) with these backends.
-fn config(on_5xx: bool, backends: &[(&str, SocketAddr)]) -> String {
-    config_with(&passive(on_5xx, "30s"), backends)
+fn config(on_5xx: bool, backends: &[(&str, SocketAddr)]) -> Config {
+    config_with(passive(on_5xx, "30s"), backends)
 }
 
 /// Sends `n` GETs; statuses (with the answering backend, if any) counted.
@@ -193,10 +181,15 @@ async fn with_active_checks_an_ejected_backend_must_pass_them_again() {
     // it out during this test: only the ejection can.
     bad.set_health(503);
     let good = TestBackend::start("good").await;
-    let health = r#"health = { check = "http", path = "/healthz", interval = "100ms", timeout = "80ms", rise = 2, fall = 100 }"#;
-    let pool_keys = format!("{}\n{health}", passive(true, "200ms"));
+    let pool = passive(true, "200ms")
+        .set_in("health", "check", "http")
+        .set_in("health", "path", "/healthz")
+        .set_in("health", "interval", "100ms")
+        .set_in("health", "timeout", "80ms")
+        .set_in("health", "rise", 2)
+        .set_in("health", "fall", 100);
     let tether = Tether::start(&config_with(
-        &pool_keys,
+        pool,
         &[("bad", bad.addr), ("good", good.addr)],
     ))
     .await;

@@ -5,35 +5,21 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Echo, TestBackend, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn config(backends: &[&TestBackend]) -> String {
-    let mut c = String::from(
-        r#"
-[[listener]]
-name = "pp"
-listen = "127.0.0.1:0"
-pool = "app"
-proxy_protocol = true
-
-[[listener]]
-name = "plain"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-affinity = "ip_hash"
-"#,
-    );
-    for b in backends {
-        c.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{}\"\naddr = \"{}\"\n",
-            b.id, b.addr
-        ));
-    }
-    c
+fn config(backends: &[&TestBackend]) -> Config {
+    let pool = backends
+        .iter()
+        .fold(Pool::app().set("affinity", "ip_hash"), |pool, b| {
+            pool.backend(&b.id, b.addr)
+        });
+    Config::new()
+        .listener(Listener::new("pp", "app").set("proxy_protocol", true))
+        .listener(Listener::new("plain", "app"))
+        .pool(pool)
 }
 
 fn v1(source: Ipv4Addr) -> Vec<u8> {

@@ -7,25 +7,25 @@ use serde_json::Value;
 
 use crate::common::admin::{count, ids_in, json};
 use crate::common::client::Reply;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::tether::field;
 use crate::common::{body, Admin, Http1, RawConn, TestBackend, Tether};
 
 /// A config with `listeners` (name, all on port 0, all to `app`) and `backends` in `app`.
 fn config(listeners: &[&str], backends: &[&TestBackend]) -> String {
-    let mut config = String::from("[admin]\nlisten = \"127.0.0.1:0\"\n");
-    for name in listeners {
-        config.push_str(&format!(
-            "\n[[listener]]\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\npool = \"app\"\n"
-        ));
-    }
-    config.push_str("\n[pool.app]\nbalance = \"round_robin\"\ndrain_quiet = \"300ms\"\n");
-    for b in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{}\"\naddr = \"{}\"\n",
-            b.id, b.addr
-        ));
-    }
-    config
+    let pool = backends.iter().fold(
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("drain_quiet", "300ms"),
+        |pool, b| pool.backend(&b.id, b.addr),
+    );
+    listeners
+        .iter()
+        .fold(Config::new().admin(), |config, name| {
+            config.listener(Listener::new(name, "app"))
+        })
+        .pool(pool)
+        .to_string()
 }
 
 /// `good` with two problems serde accepts but validation refuses, each with its key path.
@@ -73,7 +73,7 @@ async fn a_bad_file_is_refused_with_every_problem_and_the_old_config_keeps_servi
     let before = admin.status().await;
 
     // Validation problems (two of them, both must be named) and a syntax error.
-    tether.rewrite_config(&broken(&good).replace(&b.addr.to_string(), "127.0.0.1:99999"));
+    tether.rewrite_config(broken(&good).replace(&b.addr.to_string(), "127.0.0.1:99999"));
     let reply = admin.post("/reload").await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     let error = json(&reply)["error"].as_str().unwrap_or("").to_string();
@@ -116,7 +116,7 @@ async fn sighup_refuses_a_bad_file_and_applies_a_good_one() {
     let client = Http1::new(tether.addr("web"));
     let before = admin.status().await;
 
-    tether.rewrite_config(&broken(&good));
+    tether.rewrite_config(broken(&good));
     tether.signal("HUP");
     let line = tether
         .wait_for_line(Duration::from_secs(5), |l| l.contains("reload refused"))
@@ -128,7 +128,7 @@ async fn sighup_refuses_a_bad_file_and_applies_a_good_one() {
     assert_eq!(backends(&admin.status().await), backends(&before));
 
     // The positive control: the same signal with a good file does apply it.
-    tether.rewrite_config(&config(&["web"], &[&a, &b, &c]));
+    tether.rewrite_config(config(&["web"], &[&a, &b, &c]));
     tether.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     while admin.backend("app", "c").await.is_none() {
@@ -169,7 +169,7 @@ async fn a_good_reload_adds_and_drains_backends_and_keeps_unchanged_ones_countin
     }
     let held = held.expect("round robin put a /hold on b within 4 tries");
 
-    tether.rewrite_config(&config(&["web"], &[&a, &c]));
+    tether.rewrite_config(config(&["web"], &[&a, &c]));
     let reply = admin.post("/reload").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let body = json(&reply);
@@ -222,7 +222,7 @@ async fn a_reload_starts_added_listeners_and_stops_removed_ones_without_cutting_
     open.send(get).await.unwrap();
     assert_eq!(open.read_response().await.unwrap().status, 200);
 
-    tether.rewrite_config(&config(&["web", "new"], &[&a]));
+    tether.rewrite_config(config(&["web", "new"], &[&a]));
     let reply = admin.post("/reload").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 

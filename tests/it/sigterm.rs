@@ -1,31 +1,15 @@
 //! SIGTERM drains: tether stops accepting, lets in-flight requests finish (up to shutdown_timeout), exits 0.
 
 use crate::common;
+use crate::common::config::{Config, Listener, Pool};
 use std::time::{Duration, Instant};
 
 use crate::common::{Http1, TestBackend, Tether};
 use tokio::net::TcpStream;
 
-fn config(backend: &TestBackend, shutdown_timeout: &str) -> String {
-    format!(
-        r#"
-[runtime]
-shutdown_timeout = "{shutdown_timeout}"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        backend.id, backend.addr
-    )
+fn config(backend: &TestBackend, shutdown_timeout: &str) -> Config {
+    Config::round_robin(backend, Listener::web(), Pool::app())
+        .runtime("shutdown_timeout", shutdown_timeout)
 }
 
 /// Polls until `backend` has received `n` requests, so a signal lands mid-request.

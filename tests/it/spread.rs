@@ -1,6 +1,7 @@
 //! Anti-affinity (`affinity = "spread"`): each client's next request goes to a different backend than its last one, remembered only in tether's cookie.
 
 use crate::common::affinity::{self, explain, Jar};
+use crate::common::config::Pool;
 use crate::common::{Http1, TestBackend, Tether};
 
 const IDS: [&str; 3] = ["alpha", "bravo", "charlie"];
@@ -13,8 +14,10 @@ async fn no_client_hits_the_same_backend_twice_in_a_row() {
     }
     let listed: Vec<(&str, _)> = backends.iter().map(|b| (b.id.as_str(), b.addr)).collect();
     let config = affinity::config(
-        "balance = \"round_robin\"\naffinity = \"spread\"",
-        Some("keys = [\"spread-key-0123456789\"]"),
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("affinity", "spread")
+            .set_in("cookie", "keys", vec!["spread-key-0123456789"]),
         &listed,
     );
     let tether = Tether::start(&config).await;

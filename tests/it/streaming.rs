@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::common::body;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Http1, TestBackend, Tether};
 use http::Method;
 
@@ -14,23 +15,8 @@ const PEAK_RSS_LIMIT: u64 = 64 * MIB;
 /// Generous for a debug build on two cores; a stall fails instead of hanging.
 const TRANSFER_DEADLINE: Duration = Duration::from_secs(90);
 
-fn config(backend: &TestBackend) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        backend.id, backend.addr
-    )
+fn config(backend: &TestBackend) -> Config {
+    Config::round_robin(backend, Listener::web(), Pool::app())
 }
 
 #[tokio::test(flavor = "multi_thread")]

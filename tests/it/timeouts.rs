@@ -2,33 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Http1, RawConn, TestBackend, Tether};
-
-fn config(backend: &TestBackend, listener_extra: &str, pool_extra: &str) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-{listener_extra}
-
-[pool.app]
-balance = "round_robin"
-{pool_extra}
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        backend.id, backend.addr
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_slower_than_response_timeout_gets_504_on_time() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "", "response_timeout = \"300ms\"")).await;
+    let tether = Tether::start(&Config::round_robin(
+        &backend,
+        Listener::web(),
+        Pool::app().set("response_timeout", "300ms"),
+    ))
+    .await;
     let client = Http1::new(tether.addr("web"));
 
     let start = Instant::now();
@@ -47,7 +32,12 @@ async fn an_upstream_slower_than_response_timeout_gets_504_on_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stalls_mid_head_is_disconnected_after_header_timeout() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend, "header_timeout = \"500ms\"", "")).await;
+    let tether = Tether::start(&Config::round_robin(
+        &backend,
+        Listener::web().set("header_timeout", "500ms"),
+        Pool::app(),
+    ))
+    .await;
 
     let mut conn = RawConn::connect(tether.addr("web")).await;
     conn.send(b"GET / HTTP/1.1\r\nHost: shop.example\r\nx-partial: ")
@@ -66,10 +56,12 @@ async fn a_client_that_stalls_mid_head_is_disconnected_after_header_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_keep_alive_connection_is_closed_but_a_busy_one_stays_open() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(
+    let tether = Tether::start(&Config::round_robin(
         &backend,
-        "idle_timeout = \"500ms\"\nheader_timeout = \"10s\"",
-        "",
+        Listener::web()
+            .set("idle_timeout", "500ms")
+            .set("header_timeout", "10s"),
+        Pool::app(),
     ))
     .await;
     let request = b"GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n";
@@ -116,10 +108,12 @@ async fn an_idle_keep_alive_connection_is_closed_but_a_busy_one_stays_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn header_timeout_bounds_each_request_head_not_the_life_of_a_busy_connection() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(
+    let tether = Tether::start(&Config::round_robin(
         &backend,
-        "header_timeout = \"500ms\"\nidle_timeout = \"60s\"",
-        "",
+        Listener::web()
+            .set("header_timeout", "500ms")
+            .set("idle_timeout", "60s"),
+        Pool::app(),
     ))
     .await;
     let request = b"GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n";
@@ -144,8 +138,12 @@ async fn header_timeout_bounds_each_request_head_not_the_life_of_a_busy_connecti
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
     let backend = TestBackend::start("app-1").await;
-    let config = config(&backend, "", "keepalive_timeout = \"700ms\"")
-        + "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let config = Config::round_robin(
+        &backend,
+        Listener::web(),
+        Pool::app().set("keepalive_timeout", "700ms"),
+    )
+    .admin();
     let tether = Tether::start(&config).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));

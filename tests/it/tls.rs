@@ -2,6 +2,7 @@
 //! affinity cookie is Secure on TLS listeners.
 
 use crate::common;
+use crate::common::config::{table, Config, Listener, Pool};
 use std::net::SocketAddr;
 
 use crate::common::pki::{self, TestCert};
@@ -11,30 +12,24 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 
-fn config(backend: &TestBackend, a: &TestCert, b: &TestCert) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "tls"
-listen = "127.0.0.1:0"
-pool = "app"
-tls = {{ certs = [ {{ cert = "{}", key = "{}" }}, {{ cert = "{}", key = "{}" }} ] }}
+fn config(backend: &TestBackend, a: &TestCert, b: &TestCert) -> Config {
+    let certs = vec![cert_and_key(a), cert_and_key(b)];
+    Config::new()
+        .listener(Listener::new("tls", "app").set("tls", table([("certs", certs.into())])))
+        .pool(
+            Pool::app()
+                .set("affinity", "cookie")
+                .set_in("cookie", "keys", vec!["0123456789abcdef0123"])
+                .backend(&backend.id, backend.addr),
+        )
+}
 
-[pool.app]
-affinity = "cookie"
-cookie = {{ keys = ["0123456789abcdef0123"] }}
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        a.cert.display(),
-        a.key.display(),
-        b.cert.display(),
-        b.key.display(),
-        backend.id,
-        backend.addr
-    )
+/// `{ cert = "...", key = "..." }` for one test certificate.
+fn cert_and_key(cert: &TestCert) -> toml::Value {
+    table([
+        ("cert", cert.cert.display().to_string().into()),
+        ("key", cert.key.display().to_string().into()),
+    ])
 }
 
 /// Connects with TLS to `addr` for `sni`; returns the negotiated ALPN and the peer's leaf cert.
@@ -166,28 +161,16 @@ async fn a_reload_swaps_certificates_for_new_handshakes_without_dropping_connect
     let (cert, key) = (dir.path().join("a.pem"), dir.path().join("a.key"));
     std::fs::copy(&old.cert, &cert).unwrap();
     std::fs::copy(&old.key, &key).unwrap();
-    let config = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "tls"
-listen = "127.0.0.1:0"
-pool = "app"
-tls = {{ cert = "{}", key = "{}" }}
-
-[pool.app]
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        cert.display(),
-        key.display(),
-        backend.id,
-        backend.addr
-    );
+    let config = Config::new()
+        .admin()
+        .listener(Listener::new("tls", "app").set(
+            "tls",
+            table([
+                ("cert", cert.display().to_string().into()),
+                ("key", key.display().to_string().into()),
+            ]),
+        ))
+        .pool(Pool::app().backend(&backend.id, backend.addr));
     let tether = Tether::start(&config).await;
     let addr = tether.addr("tls");
 

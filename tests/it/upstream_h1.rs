@@ -4,6 +4,7 @@
 //! protocol gets its client a 502 (or a cut-off body) without harming the next request.
 
 use crate::common;
+use crate::common::config::{Config, Pool};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,8 +79,11 @@ async fn serve(mut stream: TcpStream, reply: Script) {
 }
 
 /// Pool `app` with the scripted backend; requests are not replayed on failure, so a 502 shows.
-fn config(addr: std::net::SocketAddr) -> String {
-    common::affinity::config("retry_idempotent = false", None, &[("app-1", addr)])
+fn config(addr: std::net::SocketAddr) -> Config {
+    common::affinity::config(
+        Pool::app().set("retry_idempotent", false),
+        &[("app-1", addr)],
+    )
 }
 
 /// Sends `GET path` (or another method) on `conn` and reads the response.

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Pool};
 use crate::common::{affinity, Admin, Http1, TestBackend, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Pool `app` with one backend `app-1` at `addr`, the TOML lines in `pool`, and an admin
 /// listener.
-fn config(addr: std::net::SocketAddr, pool: &str) -> String {
-    affinity::config(pool, None, &[("app-1", addr)])
+fn config(addr: std::net::SocketAddr, pool: Pool) -> Config {
+    affinity::config(pool, &[("app-1", addr)])
 }
 
 const PARKED: &str = "parked_connections";
@@ -24,7 +25,11 @@ const IDLE: &str = "idle_connections";
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(backend.addr, "idle_release = \"100ms\"")).await;
+    let tether = Tether::start(&config(
+        backend.addr,
+        Pool::app().set("idle_release", "100ms"),
+    ))
+    .await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 
@@ -55,7 +60,7 @@ async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting()
 #[tokio::test(flavor = "multi_thread")]
 async fn with_idle_release_off_nothing_is_parked() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(backend.addr, "idle_release = \"0s\"")).await;
+    let tether = Tether::start(&config(backend.addr, Pool::app().set("idle_release", "0s"))).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 
@@ -161,7 +166,9 @@ enum Via {
 async fn idle_connection_is_not_used_after(then: Then, via: Via) {
     let (addr, accepted, closed) = one_shot_backend(Duration::from_millis(600), then).await;
     // Requests are not replayed: a request sent on a dead socket would come back as 502.
-    let pool = "idle_release = \"100ms\"\nretry_idempotent = false";
+    let pool = Pool::app()
+        .set("idle_release", "100ms")
+        .set("retry_idempotent", false);
     let tether = Tether::start(&config(addr, pool)).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -87,33 +88,20 @@ async fn roundtrip(tcp: &mut TcpStream, text: &str) -> String {
     String::from_utf8(buf).unwrap()
 }
 
-fn config(a: SocketAddr, b: SocketAddr) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "ws"
-
-[pool.ws]
-balance = "least_conn"
-affinity = "cookie"
-drain_timeout = "1s"
-drain_quiet = "200ms"
-cookie = {{ keys = ["0123456789abcdef0123"] }}
-
-[[pool.ws.backend]]
-id = "ws-a"
-addr = "{a}"
-
-[[pool.ws.backend]]
-id = "ws-b"
-addr = "{b}"
-"#
-    )
+fn config(a: SocketAddr, b: SocketAddr) -> Config {
+    Config::new()
+        .admin()
+        .listener(Listener::new("web", "ws"))
+        .pool(
+            Pool::new("ws")
+                .set("balance", "least_conn")
+                .set("affinity", "cookie")
+                .set("drain_timeout", "1s")
+                .set("drain_quiet", "200ms")
+                .set_in("cookie", "keys", vec!["0123456789abcdef0123"])
+                .backend("ws-a", a)
+                .backend("ws-b", b),
+        )
 }
 
 #[tokio::test(flavor = "multi_thread")]

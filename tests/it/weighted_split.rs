@@ -1,32 +1,14 @@
 //! round_robin is smooth weighted round robin: weights split requests exactly, interleaved.
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Http1, TestBackend, Tether};
 
-fn config(a: &TestBackend, a_weight: u32, b: &TestBackend, b_weight: u32) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-
-[[pool.app.backend]]
-id = "{a_id}"
-addr = "{a_addr}"
-weight = {a_weight}
-
-[[pool.app.backend]]
-id = "{b_id}"
-addr = "{b_addr}"
-weight = {b_weight}
-"#,
-        a_id = a.id,
-        a_addr = a.addr,
-        b_id = b.id,
-        b_addr = b.addr,
+fn config(a: &TestBackend, a_weight: u32, b: &TestBackend, b_weight: u32) -> Config {
+    Config::new().listener(Listener::web()).pool(
+        Pool::app()
+            .set("balance", "round_robin")
+            .weighted_backend(&a.id, a.addr, a_weight)
+            .weighted_backend(&b.id, b.addr, b_weight),
     )
 }
 

@@ -8,6 +8,7 @@ use http::Method;
 use http_body_util::BodyExt;
 
 use crate::common::admin::ids_in;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{body, Admin, Http1, TestBackend, Tether};
 
 const CLIENTS: usize = 8;
@@ -15,29 +16,14 @@ const CLIENTS: usize = 8;
 const MAX_REQUESTS_PER_CLIENT: u64 = 1000;
 const LOAD_DEADLINE: Duration = Duration::from_secs(20);
 
-fn config(backends: &[&TestBackend]) -> String {
-    let mut config = String::from(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-drain_quiet = "300ms"
-"#,
+fn config(backends: &[&TestBackend]) -> Config {
+    let pool = backends.iter().fold(
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("drain_quiet", "300ms"),
+        |pool, b| pool.backend(&b.id, b.addr),
     );
-    for b in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{}\"\naddr = \"{}\"\n",
-            b.id, b.addr
-        ));
-    }
-    config
+    Config::new().admin().listener(Listener::web()).pool(pool)
 }
 
 #[derive(Default)]
@@ -125,7 +111,7 @@ async fn a_reload_an_add_and_a_remove_under_load_fail_no_request() {
     until("load running", step, || load.ok() >= 300).await;
 
     // 1. Reload: b leaves, c joins.
-    tether.rewrite_config(&config(&[&a, &c]));
+    tether.rewrite_config(config(&[&a, &c]));
     let reply = admin.post("/reload").await;
     assert_eq!(reply.status, 200, "reload: {}", reply.text());
     until("c takes traffic", step, || c.requests() >= 100).await;

@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 
 use super::body;
 use super::client::{Http1, Reply};
+use super::config::{Config, Listener, Pool};
 
 /// The cookie tether issues for pool `app` unless the config names another.
 pub const COOKIE: &str = "tether_app";
@@ -14,34 +15,14 @@ pub const COOKIE: &str = "tether_app";
 /// Characters in every sealed cookie value (33 bytes, base64url without padding).
 pub const SEALED_LEN: usize = 44;
 
-/// A config with an admin listener and listener `web` forwarding to pool `app`, which has
-/// `explain = true`, the TOML lines in `pool`, a `[pool.app.cookie]` table holding `cookie`
-/// when given, and `backends` as `(id, addr)`.
-pub fn config(pool: &str, cookie: Option<&str>, backends: &[(&str, SocketAddr)]) -> String {
-    let mut config = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-explain = true
-{pool}
-"#
-    );
-    if let Some(cookie) = cookie {
-        config.push_str(&format!("\n[pool.app.cookie]\n{cookie}\n"));
-    }
-    for (id, addr) in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{id}\"\naddr = \"{addr}\"\n"
-        ));
-    }
-    config
+/// A config with an admin listener and listener `web` forwarding to `pool` (pool `app`, with
+/// its affinity keys and cookie table set), which gets `explain = true` and `backends` as
+/// `(id, addr)`.
+pub fn config(pool: Pool, backends: &[(&str, SocketAddr)]) -> Config {
+    Config::new()
+        .admin()
+        .listener(Listener::web())
+        .pool(pool.set("explain", true).backends(backends))
 }
 
 /// How tether says it chose a backend: `x-tether-affinity: WHY; backend=ID`.

@@ -16,28 +16,6 @@ const CLOSE_WAIT: Duration = Duration::from_millis(1500);
 /// already sent, so an answer (or a close) that waits for `header_timeout` is a failure.
 const ANSWER_WAIT: Duration = Duration::from_secs(3);
 
-/// A one-listener, one-backend config; `listener_extra` and `pool_extra` add keys to each table.
-pub fn config(backend: &TestBackend, listener_extra: &str, pool_extra: &str) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-{listener_extra}
-
-[pool.app]
-balance = "round_robin"
-{pool_extra}
-
-[[pool.app.backend]]
-id = "{}"
-addr = "{}"
-"#,
-        backend.id, backend.addr
-    )
-}
-
 /// What one attack produced.
 #[derive(Debug)]
 pub struct Outcome {

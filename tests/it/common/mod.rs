@@ -5,6 +5,7 @@ pub mod affinity;
 pub mod backend;
 pub mod body;
 pub mod client;
+pub mod config;
 pub mod hostile;
 pub mod killswitch;
 pub mod pki;

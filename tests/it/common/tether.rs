@@ -1,6 +1,7 @@
 //! The tether process under test: config in a tempfile, stderr captured, listeners found in its log.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -23,11 +24,13 @@ pub struct Tether {
 }
 
 impl Tether {
-    /// Writes `config` to a tempfile, spawns tether on it, and waits until every listener
-    /// the config names (and `admin`, if configured) has logged the address it bound.
-    pub async fn start(config: &str) -> Tether {
-        let names = listener_names(config);
-        let file = write_config(config);
+    /// Writes `config` (text, or a [`Config`](super::config::Config)) to a tempfile, spawns
+    /// tether on it, and waits until every listener the config names (and `admin`, if
+    /// configured) has logged the address it bound.
+    pub async fn start(config: impl fmt::Display) -> Tether {
+        let config = config.to_string();
+        let names = listener_names(&config);
+        let file = write_config(&config);
         let mut child = Command::new(TETHER)
             .arg("run")
             .arg("-c")
@@ -106,8 +109,8 @@ impl Tether {
     }
 
     /// Replaces the config file's contents in place (same path), for reload tests.
-    pub fn rewrite_config(&self, config: &str) {
-        std::fs::write(self.config.path(), config).expect("rewrite config file");
+    pub fn rewrite_config(&self, config: impl fmt::Display) {
+        std::fs::write(self.config.path(), config.to_string()).expect("rewrite config file");
     }
 
     /// The tether process id.
@@ -236,9 +239,9 @@ pub fn check_file(path: &std::path::Path, long_flag: bool) -> Output {
     }
 }
 
-/// Runs `tether check -c` on a config given as text.
-pub fn check_config(config: &str) -> Output {
-    let file = write_config(config);
+/// Runs `tether check -c` on a config given as text or as a [`Config`](super::config::Config).
+pub fn check_config(config: impl fmt::Display) -> Output {
+    let file = write_config(&config.to_string());
     check_file(file.path(), false)
 }
 
