@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::common::admin::count;
 use crate::common::affinity::{self, explain, is_sealed, issued, set_cookies, Jar, COOKIE};
 use crate::common::config::{Config, Pool};
+use crate::common::serial;
 use crate::common::tether::{check_config, field};
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
@@ -188,6 +189,7 @@ async fn align_to_second() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_age_expires_the_pin_and_re_pins() {
+    let _timed = serial::timed().await;
     let backends = Backends::start().await;
     let tether =
         Tether::start(&backends.config(keys(&[KEY_1]).set_in("cookie", "max_age", "1s"))).await;

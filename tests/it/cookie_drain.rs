@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::common::admin::count;
 use crate::common::affinity::{self, explain, issued, set_cookies, Jar, COOKIE};
 use crate::common::config::Pool;
+use crate::common::serial;
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
 const IDS: [&str; 3] = ["alpha", "bravo", "charlie"];
@@ -36,6 +37,7 @@ async fn drain(admin: &Admin, id: &str) -> Instant {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_client_stays_until_it_goes_quiet_then_moves() {
+    let _timed = serial::timed().await;
     let quiet = Duration::from_secs(1);
     let (_backends, tether) = start("30s", "1s").await;
     let client = Http1::new(tether.addr("web"));
@@ -115,6 +117,7 @@ async fn a_pinned_client_stays_until_it_goes_quiet_then_moves() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_continuously_active_pinned_client_moves_at_the_drain_deadline() {
+    let _timed = serial::timed().await;
     let timeout = Duration::from_secs(1);
     let (_backends, tether) = start("1s", "10s").await;
     let client = Http1::new(tether.addr("web"));

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::{dead_addr, Http1, TestBackend, Tether};
 
 fn config(backends: &[(&str, SocketAddr)]) -> Config {
@@ -46,6 +47,7 @@ async fn every_request_is_served_by_the_live_backend_when_the_other_refuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn when_every_backend_refuses_the_client_gets_502_at_once() {
+    let _timed = serial::timed().await;
     let tether = Tether::start(&config(&[("dead-1", dead_addr()), ("dead-2", dead_addr())])).await;
     let client = Http1::new(tether.addr("web"));
 

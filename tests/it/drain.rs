@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::common::admin::{count, json};
 use crate::common::client::Reply;
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::tether::field;
 use crate::common::{body, Admin, Http1, TestBackend, Tether};
 
@@ -35,6 +36,7 @@ async fn action(admin: &Admin, id: &str, action: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drained_backend_finishes_its_slow_request_takes_no_new_ones_and_ends_drained() {
+    let _timed = serial::timed().await;
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
     let tether = Tether::start(&config(&a, &b, "route")).await;
@@ -127,6 +129,7 @@ async fn a_drained_backend_finishes_its_slow_request_takes_no_new_ones_and_ends_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_draining_backend_is_drained_once_drain_quiet_has_passed() {
+    let _timed = serial::timed().await;
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
     let tether = Tether::start(&config(&a, &b, "route")).await;

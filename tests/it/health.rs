@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::tether::field;
 use crate::common::{dead_addr, Admin, Http1, TestBackend, Tether};
 
@@ -52,6 +53,7 @@ fn logged_for(line: &str, id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_health_endpoint_takes_the_backend_out_until_rise_checks_pass() {
+    let _timed = serial::timed().await;
     let flaky = TestBackend::start("flaky").await;
     let steady = TestBackend::start("steady").await;
     let tether = Tether::start(&config(
@@ -137,6 +139,7 @@ async fn a_failing_health_endpoint_takes_the_backend_out_until_rise_checks_pass(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tcp_check_marks_a_dead_address_down_and_it_is_never_tried() {
+    let _timed = serial::timed().await;
     let live = TestBackend::start("live").await;
     let tether = Tether::start(&config(
         "tcp",
@@ -170,6 +173,7 @@ async fn a_tcp_check_marks_a_dead_address_down_and_it_is_never_tried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_added_at_runtime_starts_down_until_it_passes_rise_checks() {
+    let _timed = serial::timed().await;
     let first = TestBackend::start("first").await;
     let late = TestBackend::start("late").await;
     // Failing until the test says otherwise: were it to start up, it would stay up for at

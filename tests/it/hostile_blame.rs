@@ -4,6 +4,7 @@
 
 use crate::common::config::{Config, Listener, Pool};
 use crate::common::hostile::{attack, probe};
+use crate::common::serial;
 use crate::common::{RawConn, TestBackend, Tether};
 
 /// Two failures eject for 10 s, and with every backend ejected tether answers 503.
@@ -47,6 +48,7 @@ async fn malformed_chunked_bodies_do_not_eject_the_backend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_bodies_do_not_eject_the_backend() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let listener = Listener::web()
         .set("header_timeout", "1s")

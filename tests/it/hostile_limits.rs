@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::config::{Config, Listener, Pool};
 use crate::common::hostile::{eventually, open_files_limit, probe, rss_bytes};
+use crate::common::serial;
 use crate::common::{RawConn, TestBackend, Tether};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -22,6 +23,7 @@ async fn served_conn(addr: std::net::SocketAddr, what: &str) -> RawConn {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_third_connection_from_one_address_is_closed_while_the_first_two_work() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(Config::round_robin(
         &backend,
@@ -81,6 +83,7 @@ const MAX_BYTES_PER_IDLE: u64 = 6 * 1024;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn thousands_of_idle_keep_alive_connections_cost_a_bounded_amount_each() {
+    let _alone = serial::alone().await;
     // This process holds one descriptor per connection; tether inherits the same limit.
     let limit = open_files_limit().unwrap_or(0);
     if limit < IDLE as u64 + 512 {

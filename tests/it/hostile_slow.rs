@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::config::{Config, Listener, Pool};
 use crate::common::hostile::probe;
+use crate::common::serial;
 use crate::common::{TestBackend, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -62,6 +63,7 @@ async fn slowloris(addr: std::net::SocketAddr) -> Option<Duration> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slowloris_heads_are_cut_at_header_timeout_while_others_are_served() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(Config::round_robin(
         &backend,
@@ -168,6 +170,7 @@ fn response_complete(raw: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_trickled_below_min_body_rate_gets_408_and_a_brisk_one_passes() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let listener = Listener::web()
         .set("header_timeout", "1s")

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::{H2c, RawConn, TestBackend, Tether};
 
 const GET: &[u8] = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -91,6 +92,7 @@ async fn a_request_split_across_the_pause_is_served_whole() {
 
 #[tokio::test]
 async fn a_released_connection_still_closes_at_idle_timeout() {
+    let _timed = serial::timed().await;
     let (_backend, tether) = start(Listener::web().set("idle_timeout", "1s")).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
     conn.send(GET).await.expect("send");

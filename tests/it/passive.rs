@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::tether::field;
 use crate::common::{dead_addr, Admin, Http1, ResetBackend, TestBackend, Tether};
 
@@ -175,6 +176,7 @@ async fn without_on_5xx_a_backend_answering_500_stays_in() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_active_checks_an_ejected_backend_must_pass_them_again() {
+    let _timed = serial::timed().await;
     let bad = TestBackend::start("bad").await;
     bad.answer_with(500);
     // Failing its checks from the start, but fall = 100 keeps active checks alone from taking

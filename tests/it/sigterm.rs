@@ -2,6 +2,7 @@
 
 use crate::common;
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use std::time::{Duration, Instant};
 
 use crate::common::{Http1, TestBackend, Tether};
@@ -23,6 +24,7 @@ async fn wait_for_requests(backend: &TestBackend, n: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_refuses_new_connections_finishes_in_flight_requests_and_exits_zero() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let mut tether = Tether::start(&config(&backend, "10s")).await;
     let addr = tether.addr("web");
@@ -62,6 +64,7 @@ async fn sigterm_refuses_new_connections_finishes_in_flight_requests_and_exits_z
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_in_flight_request_longer_than_shutdown_timeout_does_not_keep_tether_alive() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let mut tether = Tether::start(&config(&backend, "500ms")).await;
     let client = Http1::new(tether.addr("web"));
@@ -90,6 +93,7 @@ async fn an_in_flight_request_longer_than_shutdown_timeout_does_not_keep_tether_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigint_stops_an_idle_tether_with_status_zero() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let mut tether = Tether::start(&config(&backend, "10s")).await;
 

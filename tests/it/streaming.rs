@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::common::body;
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::{Http1, TestBackend, Tether};
 use http::Method;
 
@@ -21,6 +22,7 @@ fn config(backend: &TestBackend) -> Config {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_200_mib_response_streams_through_without_tether_holding_it() {
+    let _alone = serial::alone().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(&config(&backend)).await;
     let client = Http1::new(tether.addr("web"));
@@ -49,6 +51,7 @@ async fn a_200_mib_response_streams_through_without_tether_holding_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_50_mib_upload_streams_through_and_arrives_whole() {
+    let _alone = serial::alone().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(&config(&backend)).await;
     let client = Http1::new(tether.addr("web"));

@@ -3,10 +3,12 @@
 use std::time::{Duration, Instant};
 
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::{Admin, Http1, RawConn, TestBackend, Tether};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_slower_than_response_timeout_gets_504_on_time() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(&Config::round_robin(
         &backend,
@@ -31,6 +33,7 @@ async fn an_upstream_slower_than_response_timeout_gets_504_on_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stalls_mid_head_is_disconnected_after_header_timeout() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(&Config::round_robin(
         &backend,
@@ -55,6 +58,7 @@ async fn a_client_that_stalls_mid_head_is_disconnected_after_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_keep_alive_connection_is_closed_but_a_busy_one_stays_open() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(&Config::round_robin(
         &backend,
@@ -107,6 +111,7 @@ async fn an_idle_keep_alive_connection_is_closed_but_a_busy_one_stays_open() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn header_timeout_bounds_each_request_head_not_the_life_of_a_busy_connection() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let tether = Tether::start(&Config::round_robin(
         &backend,
@@ -137,6 +142,7 @@ async fn header_timeout_bounds_each_request_head_not_the_life_of_a_busy_connecti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_upstream_connections_are_closed_after_keepalive_timeout() {
+    let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
     let config = Config::round_robin(
         &backend,

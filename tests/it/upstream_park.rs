@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
 use crate::common::config::{Config, Pool};
+use crate::common::serial;
 use crate::common::{affinity, Admin, Http1, TestBackend, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -164,6 +165,7 @@ enum Via {
 }
 
 async fn idle_connection_is_not_used_after(then: Then, via: Via) {
+    let _timed = serial::timed().await;
     let (addr, accepted, closed) = one_shot_backend(Duration::from_millis(600), then).await;
     // Requests are not replayed: a request sent on a dead socket would come back as 502.
     let pool = Pool::app()

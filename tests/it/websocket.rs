@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
 use crate::common::config::{Config, Listener, Pool};
+use crate::common::serial;
 use crate::common::{Admin, Tether};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -106,6 +107,7 @@ fn config(a: SocketAddr, b: SocketAddr) -> Config {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upgraded_connection_is_spliced_pinned_counted_and_closed_at_the_drain_deadline() {
+    let _timed = serial::timed().await;
     let (a, b) = (echo_backend("ws-a").await, echo_backend("ws-b").await);
     let tether = Tether::start(&config(a, b)).await;
     let admin = Admin::new(tether.addr("admin"));

@@ -10,6 +10,7 @@ pub mod hostile;
 pub mod killswitch;
 pub mod pki;
 pub mod reset;
+pub mod serial;
 pub mod source;
 pub mod tether;
 
