@@ -1,0 +1,192 @@
+//! `tether check` accepts the shipped configs and rejects bad ones with exit 1, naming each bad key.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::tether::{check_config, check_file};
+
+/// A valid config that exercises most sections; each rejection test breaks one thing in it.
+const VALID: &str = r#"[runtime]
+threads = 0
+shutdown_timeout = "30s"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "app"
+max_header_size = 32768
+header_timeout = "10s"
+
+[pool.app]
+balance = "round_robin"
+connect_timeout = "2s"
+response_timeout = "30s"
+
+[[pool.app.backend]]
+id = "app-1"
+addr = "127.0.0.1:9001"
+
+[[pool.app.backend]]
+id = "app-2"
+addr = "127.0.0.1:9002"
+weight = 2
+"#;
+
+/// `VALID` with `from` replaced by `to` (exactly once, so a typo here fails loudly).
+fn broken(edits: &[(&str, &str)]) -> String {
+    let mut config = VALID.to_string();
+    for (from, to) in edits {
+        assert_eq!(config.matches(from).count(), 1, "{from:?} must occur once");
+        config = config.replacen(from, to, 1);
+    }
+    config
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {}\n--- stderr ---\n{}\n--- stdout ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    )
+}
+
+/// Checks `config`, expects exit 1, and expects stderr to name every one of `keys`.
+fn assert_rejected(config: &str, keys: &[&str]) {
+    let output = check_config(config);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for key in keys {
+        assert!(
+            stderr.contains(key),
+            "stderr does not name {key:?}\n{}",
+            describe(&output)
+        );
+    }
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut configs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("read {}: {err}", dir.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    configs.sort();
+    assert!(!configs.is_empty(), "no *.toml in {}", dir.display());
+    for config in configs {
+        let output = check_file(&config, false);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{} rejected: {}",
+            config.display(),
+            describe(&output)
+        );
+    }
+}
+
+#[test]
+fn the_reference_config_is_valid_with_short_and_long_flags() {
+    let output = check_config(VALID);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(file.path(), VALID).expect("write config");
+    let output = check_file(file.path(), true);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "--config: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn a_bad_backend_address_is_named_by_its_key_path() {
+    let config = broken(&[("\"127.0.0.1:9002\"", "\"127.0.0.1:notaport\"")]);
+    assert_rejected(&config, &["pool.app.backend[1].addr"]);
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let config = broken(&[(
+        "balance = \"round_robin\"",
+        "balance = \"round_robin\"\nbogus = 1",
+    )]);
+    assert_rejected(&config, &["bogus"]);
+}
+
+#[test]
+fn a_bad_duration_is_named_by_its_key_path() {
+    let config = broken(&[(
+        "shutdown_timeout = \"30s\"",
+        "shutdown_timeout = \"soonish\"",
+    )]);
+    assert_rejected(&config, &["runtime.shutdown_timeout"]);
+}
+
+#[test]
+fn an_unknown_balance_is_named_by_its_key_path() {
+    let config = broken(&[("\"round_robin\"", "\"fastest\"")]);
+    assert_rejected(&config, &["pool.app.balance"]);
+}
+
+#[test]
+fn a_listener_pointing_at_a_missing_pool_is_named() {
+    let config = broken(&[("pool = \"app\"", "pool = \"nope\"")]);
+    assert_rejected(&config, &["listener[0].pool"]);
+}
+
+#[test]
+fn a_bad_listen_address_is_named_by_its_key_path() {
+    let config = broken(&[("listen = \"127.0.0.1:0\"", "listen = \"everywhere\"")]);
+    assert_rejected(&config, &["listener[0].listen"]);
+}
+
+#[test]
+fn a_weight_out_of_range_is_named_by_its_key_path() {
+    let config = broken(&[("weight = 2", "weight = 0")]);
+    assert_rejected(&config, &["pool.app.backend[1].weight"]);
+}
+
+#[test]
+fn a_duplicate_backend_id_is_named_at_the_second_occurrence() {
+    let config = broken(&[("id = \"app-2\"", "id = \"app-1\"")]);
+    assert_rejected(&config, &["pool.app.backend[1].id"]);
+}
+
+#[test]
+fn invalid_toml_syntax_names_the_line() {
+    let config = broken(&[("connect_timeout = \"2s\"", "connect_timeout = \"2s")]);
+    let line = 1 + config
+        .lines()
+        .position(|l| l == "connect_timeout = \"2s")
+        .expect("broken line");
+
+    let output = check_config(&config);
+
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert!(
+        stderr.contains(&format!("line {line}")) || stderr.contains(&format!(":{line}:")),
+        "stderr does not point at line {line}\n{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    let config = broken(&[
+        ("\"127.0.0.1:9002\"", "\"127.0.0.1:notaport\""),
+        (
+            "shutdown_timeout = \"30s\"",
+            "shutdown_timeout = \"soonish\"",
+        ),
+    ]);
+    assert_rejected(
+        &config,
+        &["pool.app.backend[1].addr", "runtime.shutdown_timeout"],
+    );
+}

@@ -1,0 +1,39 @@
+//! tether's integration tests, one module per area, built as one test binary (`cargo test --test it`).
+
+mod common;
+
+mod admin_api;
+mod check;
+mod cookie_affinity;
+mod cookie_drain;
+mod cookie_failover;
+mod dead_backend;
+mod drain;
+mod h2_upstream;
+mod h2c;
+mod headers;
+mod health;
+mod hostile_blame;
+mod hostile_forwarding;
+mod hostile_framing;
+mod hostile_head;
+mod hostile_limits;
+mod hostile_slow;
+mod idle_release;
+mod ip_hash;
+mod least_conn;
+mod metrics;
+mod multi_proxy;
+mod passive;
+mod proxy_protocol;
+mod reload;
+mod sigterm;
+mod spread;
+mod streaming;
+mod timeouts;
+mod tls;
+mod upstream_h1;
+mod upstream_park;
+mod websocket;
+mod weighted_split;
+mod zero_loss;
