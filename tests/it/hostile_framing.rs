@@ -114,6 +114,26 @@ async fn content_length_and_transfer_encoding_together_never_smuggle_a_second_re
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn empty_lines_before_the_request_line_hide_nothing() {
+    // The parser skips empty lines before a request line (RFC 9112 2.2); the head behind them
+    // gets the same checks as any other.
+    run(vec![
+        case(
+            "CRLF CRLF, then CL + TE",
+            b"\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\
+              Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+            Expect::Refused,
+        ),
+        case(
+            "CRLF CRLF, then bare LF line ends",
+            b"\r\n\r\nGET /echo HTTP/1.1\nHost: a\n\n",
+            Expect::Refused,
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn duplicate_or_malformed_content_length_is_refused() {
     run(vec![
         case(

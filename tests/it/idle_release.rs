@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::config::{Config, Listener, Pool};
 use crate::common::serial;
-use crate::common::{H2c, RawConn, TestBackend, Tether};
+use crate::common::{Admin, H2c, RawConn, TestBackend, Tether};
 
 const GET: &[u8] = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
 
@@ -17,7 +17,7 @@ const PAUSE: Duration = Duration::from_millis(400);
 async fn start(listener: Listener) -> (TestBackend, Tether) {
     let backend = TestBackend::start("app-1").await;
     let listener = listener.set("idle_release", "50ms");
-    let tether = Tether::start(Config::round_robin(&backend, listener, Pool::app())).await;
+    let tether = Tether::start(Config::round_robin(&backend, listener, Pool::app()).admin()).await;
     (backend, tether)
 }
 
@@ -37,6 +37,25 @@ async fn a_connection_serves_again_after_a_pause_longer_than_idle_release() {
         tokio::time::sleep(PAUSE).await;
     }
     assert_eq!(backend.requests(), 3);
+    // Each pause released the connection's parser session once; nothing else did.
+    let admin = Admin::new(tether.addr("admin"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut releases = idle_releases(&admin).await;
+    while releases < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        releases = idle_releases(&admin).await;
+    }
+    assert_eq!(releases, 3, "one idle release per pause");
+}
+
+/// `tether_listener_idle_releases_total` of listener `web`.
+async fn idle_releases(admin: &Admin) -> u64 {
+    let metrics = admin.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tether_listener_idle_releases_total{listener=\"web\"}"))
+        .unwrap_or_else(|| panic!("no idle release counter in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test]

@@ -112,6 +112,13 @@ impl Listener {
         Listener { keys }
     }
 
+    /// Listener `name` on 127.0.0.1, port 0, with no default pool: its `route` key decides.
+    pub fn routes_only(name: &str) -> Listener {
+        let mut keys = Keys::one("name", name);
+        keys.set("listen", ANY_PORT);
+        Listener { keys }
+    }
+
     /// Listener `web` forwarding to pool `app`: the one most tests use.
     pub fn web() -> Listener {
         Listener::new("web", "app")
