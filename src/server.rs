@@ -103,6 +103,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         shared,
         ctx: Arc::new(ListenerCtx {
             name: cfg.name.as_str().into(),
+            pool: cfg.pool.clone(),
             proto: if tls.is_some() { "https" } else { "http" },
             min_body_rate: cfg.min_body_rate,
             body_grace: cfg.header_timeout,

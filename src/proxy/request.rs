@@ -62,10 +62,15 @@ pub async fn handle(
         return Ok(resp);
     }
     let snapshot = shared.snapshot.load();
-    let routed = snapshot
-        .listeners
-        .get(&*listener.name)
-        .and_then(|table| table.route(req.method(), req.uri(), req.headers()));
+    let routed = match snapshot.listeners.get(&*listener.name) {
+        Some(table) => table.route(req.method(), req.uri(), req.headers()),
+        // A reload removed the listener; its open connections are served by the pool it had.
+        None => listener
+            .pool
+            .as_ref()
+            .and_then(|p| snapshot.pools.get(p))
+            .map(|p| (p, None)),
+    };
     let Some((pool, route)) = routed else {
         record.status = StatusCode::NOT_FOUND;
         return Ok(local_response(
