@@ -134,14 +134,13 @@ pub fn table(r: &ScenarioReport) -> String {
 mod tests {
     use super::*;
     use crate::report::SCHEMA;
-    use crate::sessions::SessionStore;
 
     #[test]
     fn table_rows_are_as_wide_as_the_header() {
-        let mut ran = CellReport::new("none", SessionStore::Token, "round_robin");
+        let mut ran = CellReport::new("none", "token", "round_robin");
         ran.ran = true;
         ran.stats.send_lag_ms.max = 120.0;
-        let mut skipped = CellReport::new("cookie", SessionStore::Shared, "round_robin");
+        let mut skipped = CellReport::new("cookie", "shared", "round_robin");
         skipped.skip("no redis");
         let r = ScenarioReport {
             schema: SCHEMA,
