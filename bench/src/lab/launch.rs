@@ -125,7 +125,11 @@ async fn start_app(
         &env,
     )
     .with_context(|| format!("app.command: {program:?} {args:?} in {:?}", spec.dir))?;
-    wait_ready(&mut proc, addr, &spec.ready, spec.ready_timeout.0).await?;
+    if let Err(e) = wait_ready(&mut proc, addr, &spec.ready, spec.ready_timeout.0).await {
+        // Never leave a half-started process behind: it is ours, stop it by its PID now.
+        let _ = proc.kill().await;
+        return Err(e);
+    }
     Ok((proc, addr))
 }
 

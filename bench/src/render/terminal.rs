@@ -75,6 +75,21 @@ pub fn table(r: &ScenarioReport) -> String {
             );
         }
     }
+    // The two ways a session is lost point at different fixes: an unknown session (the session
+    // store) or a write that did not come back (the data store).
+    for c in r
+        .cells
+        .iter()
+        .filter(|c| c.ran && !c.stats.loss_reasons.is_empty())
+    {
+        let kinds: Vec<String> = c
+            .stats
+            .loss_reasons
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        let _ = writeln!(out, "sessions lost {}: {}", c.name(), kinds.join(", "));
+    }
     for c in r.cells.iter().filter(|c| c.ran) {
         if let Some(so) = &c.stats.scale_out {
             let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));

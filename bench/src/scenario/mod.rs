@@ -15,10 +15,10 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-pub use self::app::{AppSpec, Variant, APP_PLACEHOLDERS};
+pub use self::app::{AppSpec, Variant};
 pub use self::duration::Dur;
 pub use self::event::{Action, EventSpec};
-pub use self::flow::{check_flow, demo_flow, load_flow, FlowStep, FLOW_PLACEHOLDERS};
+pub use self::flow::{check_flow, demo_flow, load_flow, FlowStep};
 pub use self::model::{backend_ids, Scenario};
 pub use self::placeholder::fill;
 use self::validate::validate;
