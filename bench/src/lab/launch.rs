@@ -124,7 +124,10 @@ async fn start_app(
         spec.dir.as_deref(),
         &env,
     )
-    .with_context(|| format!("app.command: {program:?} {args:?} in {:?}", spec.dir))?;
+    .with_context(|| {
+        let dir = spec.dir.as_deref().unwrap_or(Path::new("."));
+        format!("app.command: {program:?} {args:?} in {}", dir.display())
+    })?;
     if let Err(e) = wait_ready(&mut proc, addr, &spec.ready, spec.ready_timeout.0).await {
         // Never leave a half-started process behind: it is ours, stop it by its PID now.
         let _ = proc.kill().await;
