@@ -45,6 +45,8 @@ pub struct Loss {
     /// "session not found" (an unexpected status) or "write missing" (a read came back
     /// without a nonce the session wrote).
     pub reason: &'static str,
+    /// The HTTP status of the step that found out.
+    pub status: Option<u16>,
     /// The flow step that found out.
     pub step: usize,
     /// The backend that answered that step.

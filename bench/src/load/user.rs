@@ -140,6 +140,7 @@ impl User {
             let backend = reply.as_ref().and_then(backend_of);
             let loss = |reason| Lost {
                 reason,
+                status: reply.as_ref().map(|r| r.status),
                 step: i,
                 backend: backend.clone(),
                 previous: previous.clone(),
@@ -173,6 +174,7 @@ impl User {
             at: self.start.elapsed(),
             identity: self.identity,
             reason: l.reason,
+            status: l.status,
             step: l.step,
             backend: l.backend,
             session_on: s.on.clone(),
@@ -333,6 +335,7 @@ struct Session {
 /// A loss as `act` saw it, before the session's part is added.
 struct Lost {
     reason: &'static str,
+    status: Option<u16>,
     step: usize,
     backend: Option<Arc<str>>,
     previous: Option<Arc<str>>,

@@ -67,6 +67,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_notes_scenario_loads_its_flow_file_and_variants() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let sc = load(&dir.join("notes-failover.toml")).unwrap().remove(0);
+        assert_eq!(sc.flow.len(), 3);
+        assert_eq!(sc.axis(), ["memory", "redis"]);
+        let app = sc.app.as_ref().unwrap();
+        assert!(app.dir.as_ref().unwrap().join(&app.command[1]).is_file());
+        assert!(sc.needs_redis() && !app.variant_uses_redis(&app.variants()[0]));
+        assert!(sc.quick().events[0].at.0 < std::time::Duration::from_secs(6));
+    }
+
+    #[test]
     fn shipped_scenarios_load_and_shrink() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let all = load(&dir.join("matrix.toml")).unwrap();

@@ -39,7 +39,8 @@ pub fn judge(
     let who =
         |b: &Option<std::sync::Arc<str>>| b.as_deref().unwrap_or("an unknown instance").to_string();
     let failure = if let Some(l) = r.losses.first() {
-        let mut text = format!("{}: {}", step(l.step), l.reason);
+        let status = l.status.map_or(String::new(), |s| format!(" (HTTP {s})"));
+        let mut text = format!("{}: {}{status}", step(l.step), l.reason);
         let _ = write!(
             text,
             "\n  instances: the session was started on {} by {}",
