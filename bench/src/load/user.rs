@@ -116,8 +116,7 @@ impl User {
 
     /// Step 0 (a login): a new session when it succeeds.
     async fn start_session(&mut self, target: usize, intended: Instant) -> Option<Session> {
-        let n = 0;
-        let (o, reply, _) = self.step(target, 0, intended, n).await;
+        let (o, reply, _) = self.step(target, 0, intended, 0).await;
         if o != Outcome::Ok {
             return None;
         }
@@ -201,7 +200,9 @@ impl User {
             ("step", step.as_str()),
             ("n", n.as_str()),
         ];
-        let spec = &self.spec.flow[i];
+        // A handle of its own, so the step can be read while `exec` borrows the user mutably.
+        let all = Arc::clone(&self.spec);
+        let spec = &all.flow[i];
         let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
         let path = fill(&spec.path, &values);
         let body = Bytes::from(fill(&spec.body, &values));
@@ -210,9 +211,8 @@ impl User {
             .iter()
             .map(|(k, v)| (k.clone(), fill(v, &values)))
             .collect();
-        let expect = spec.clone();
         let (o, reply) = self
-            .exec(target, method, &path, body, &headers, intended, i, &expect)
+            .exec(target, method, &path, body, &headers, intended, i, spec)
             .await;
         (o, reply, nonce)
     }

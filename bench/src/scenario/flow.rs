@@ -93,6 +93,15 @@ pub fn check_flow(flow: &[FlowStep]) -> anyhow::Result<()> {
             s.path
         );
         placeholder::check(&s.path, FLOW_PLACEHOLDERS, &format!("{key}.path"))?;
+        let sample = placeholder::fill(
+            &s.path,
+            &[("nonce", "n1x1z"), ("user", "1"), ("step", "1"), ("n", "1")],
+        );
+        anyhow::ensure!(
+            sample.parse::<hyper::Uri>().is_ok(),
+            "{key}.path: {:?} is not a valid request path (escape spaces and the like)",
+            s.path
+        );
         placeholder::check(&s.body, FLOW_PLACEHOLDERS, &format!("{key}.body"))?;
         for (h, v) in &s.headers {
             placeholder::check(v, FLOW_PLACEHOLDERS, &format!("{key}.headers.{h}"))?;
