@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-pub use self::outcome::{LoadResult, Outcome};
+pub use self::outcome::{LoadResult, Loss, Outcome};
 pub use self::progress::Progress;
 pub use self::spec::LoadSpec;
 use self::user::User;

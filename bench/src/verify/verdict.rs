@@ -2,8 +2,9 @@
 //! step, the instances involved, the kind), and the JUnit file for CI.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use crate::load::{LoadResult, Outcome};
+use crate::load::{LoadResult, Loss, Outcome};
 use crate::report::CellReport;
 use crate::scenario::FlowStep;
 
@@ -32,47 +33,9 @@ pub fn judge(
     r: &LoadResult,
 ) -> PhaseResult {
     let s = &cell.stats;
-    let step = |i: usize| {
-        let label = flow.get(i).map_or(String::new(), FlowStep::label);
-        format!("flow[{i}] ({label})")
-    };
-    let who =
-        |b: &Option<std::sync::Arc<str>>| b.as_deref().unwrap_or("an unknown instance").to_string();
+    let step = |i: usize| step_label(flow, i);
     let failure = if let Some(l) = r.losses.first() {
-        let status = l.status.map_or(String::new(), |s| format!(" (HTTP {s})"));
-        let mut text = format!("{}: {}{status}", step(l.step), l.reason);
-        let _ = write!(
-            text,
-            "\n  instances: the session was started on {} by {}",
-            who(&l.session_on),
-            step(0)
-        );
-        if l.step > 1 {
-            let _ = write!(
-                text,
-                "; {} was answered by {}",
-                step(l.step - 1),
-                who(&l.previous)
-            );
-        }
-        let _ = write!(
-            text,
-            "; {} was answered by {}{}",
-            step(l.step),
-            who(&l.backend),
-            if l.reason == "write missing" {
-                ", without the write"
-            } else {
-                ", which did not know the session"
-            }
-        );
-        let hint = if l.reason == "write missing" {
-            "a write made on one instance is not visible on another: keep the data in a shared store"
-        } else {
-            "an instance does not know a session another one started: keep sessions in a shared store or a signed token"
-        };
-        let _ = write!(text, "\n  {hint}");
-        Some(text)
+        Some(describe_loss(l, flow))
     } else if s.error_rate > ERROR_BUDGET {
         let first = r.samples.iter().find_map(|x| match &x.outcome {
             Outcome::Error(kind) => Some((x.step, kind.clone(), x.backend.clone())),
@@ -98,7 +61,7 @@ pub fn judge(
             .map(|e| format!("event {} {} failed: {}", e.action, e.backend, e.detail))
     });
     // The events as carried out, so a pass shows the kill or restart really happened.
-    let crashes: Vec<String> = cell
+    let events: Vec<String> = cell
         .events
         .iter()
         .map(|e| match e.action.as_str() {
@@ -112,10 +75,10 @@ pub fn judge(
         s.errors,
         s.sessions_lost,
         s.sessions_started,
-        if crashes.is_empty() {
+        if events.is_empty() {
             String::new()
         } else {
-            format!(" ({})", crashes.join(", "))
+            format!(" ({})", events.join(", "))
         },
         if failure.is_some() { "FAILED" } else { "ok" }
     );
@@ -125,6 +88,56 @@ pub fn judge(
         summary,
         failure,
     }
+}
+
+/// A lost session in words: the step and its kind, the instances involved, what to fix.
+fn describe_loss(l: &Loss, flow: &[FlowStep]) -> String {
+    let step = |i: usize| step_label(flow, i);
+    let status = l.status.map_or(String::new(), |s| format!(" (HTTP {s})"));
+    let mut text = format!("{}: {}{status}", step(l.step), l.reason);
+    let _ = write!(
+        text,
+        "\n  instances: the session was started on {} by {}",
+        who(&l.session_on),
+        step(0)
+    );
+    if l.step > 1 {
+        let _ = write!(
+            text,
+            "; {} was answered by {}",
+            step(l.step - 1),
+            who(&l.previous)
+        );
+    }
+    let _ = write!(
+        text,
+        "; {} was answered by {}{}",
+        step(l.step),
+        who(&l.backend),
+        if l.reason == "write missing" {
+            ", without the write"
+        } else {
+            ", which did not know the session"
+        }
+    );
+    let hint = if l.reason == "write missing" {
+        "a write made on one instance is not visible on another: keep the data in a shared store"
+    } else {
+        "an instance does not know a session another one started: keep sessions in a shared store or a signed token"
+    };
+    let _ = write!(text, "\n  {hint}");
+    text
+}
+
+/// "flow[1] (POST /notes)".
+fn step_label(flow: &[FlowStep], i: usize) -> String {
+    let label = flow.get(i).map_or(String::new(), FlowStep::label);
+    format!("flow[{i}] ({label})")
+}
+
+/// The instance that answered, by the id tether or the app gave.
+fn who(b: &Option<Arc<str>>) -> &str {
+    b.as_deref().unwrap_or("an unknown instance")
 }
 
 /// JUnit XML: one suite, one case per phase that ran.
@@ -171,4 +184,41 @@ pub fn junit(command: &str, phases: &[PhaseResult]) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::demo_flow;
+
+    #[test]
+    fn a_missing_write_names_the_step_and_every_instance() {
+        let cell = CellReport::new("none", "default", "round_robin");
+        let mut r = LoadResult::default();
+        r.losses.push(Loss {
+            at: Duration::from_secs(1),
+            identity: 3,
+            reason: "write missing",
+            status: Some(200),
+            step: 2,
+            backend: Some(Arc::from("app-3")),
+            session_on: Some(Arc::from("app-1")),
+            previous: Some(Arc::from("app-2")),
+        });
+        let p = judge("kill", "a kill", &demo_flow(), &cell, &r);
+        let f = p.failure.clone().expect("a loss fails the phase");
+        assert!(f.starts_with("flow[2] (GET /cart): write missing"), "{f}");
+        for want in [
+            "started on app-1",
+            "flow[1] (POST /cart/add?item={nonce}) was answered by app-2",
+            "answered by app-3, without the write",
+        ] {
+            assert!(f.contains(want), "{want:?} not in {f}");
+        }
+        assert!(
+            junit("cmd", &[p]).contains("<failure message=\"flow[2] (GET /cart): write missing")
+        );
+    }
 }
