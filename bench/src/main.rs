@@ -1,5 +1,6 @@
 //! `tether-bench`: the affinity lab. `backend` serves the demo shop; `run` runs a scenario
-//! (real backends, redis-server and tether processes, a load generator, a report).
+//! (real backends, redis-server and tether processes, a load generator, a report); `verify`
+//! checks the user's own service for hidden local state.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ mod sessions;
 mod stats;
 mod token;
 mod util;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +61,13 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Check that your own service keeps no hidden local state: three instances behind tether,
+    /// anti-affinity, a SIGKILL and a restart. Exit 0: none found; 1: found (the first failure
+    /// is named); 2: bad input.
+    Verify {
+        #[command(flatten)]
+        args: verify::VerifyArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,9 +98,7 @@ fn main() -> ExitCode {
                 quick,
                 out,
                 junit,
-                tether: tether
-                    .or_else(|| std::env::var_os("TETHER_BIN").map(PathBuf::from))
-                    .unwrap_or_else(default_tether),
+                tether: tether_or_default(tether),
                 only,
             };
             match runner::run(&scenario, &opts) {
@@ -104,7 +111,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Verify { args } => {
+            match verify::run(&args, &tether_or_default(args.tether.clone())) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("tether-bench verify: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
+}
+
+/// The tether binary given, else `$TETHER_BIN`, else the default.
+fn tether_or_default(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("TETHER_BIN").map(PathBuf::from))
+        .unwrap_or_else(default_tether)
 }
 
 /// `tether` in the same target directory as this executable (target/debug or target/release).

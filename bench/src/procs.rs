@@ -33,9 +33,26 @@ pub struct Proc {
 impl Proc {
     /// Starts `program args`, stderr (and stdout) to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> anyhow::Result<Proc> {
+        Proc::spawn_in(name, program, args, log, None, &[])
+    }
+
+    /// `spawn` in working directory `dir` (if given) with extra environment `env`.
+    pub fn spawn_in(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        dir: Option<&Path>,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Proc> {
         let file = std::fs::File::create(log)
             .with_context(|| format!("cannot create log {}", log.display()))?;
-        let mut child = Command::new(program)
+        let mut cmd = Command::new(program);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
@@ -136,6 +153,11 @@ impl Proc {
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// How the process ended, once it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The last lines of its log, for error messages.

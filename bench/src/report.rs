@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use crate::scenario::Scenario;
-use crate::sessions::SessionStore;
 use crate::stats::CellStats;
 
 /// Version of the report.json layout; bumped only on incompatible changes.
@@ -49,8 +48,9 @@ pub struct EventRecord {
 pub struct CellReport {
     /// tether affinity mode.
     pub affinity: String,
-    /// Where the cell's backends kept their sessions.
-    pub sessions: SessionStore,
+    /// The matrix's second coordinate: where the demo backends kept their sessions
+    /// (`local`, `shared`, `token`), or the app variant's name.
+    pub sessions: String,
     /// tether balance.
     pub balance: String,
     /// Whether it ran (false: skipped).
@@ -68,10 +68,10 @@ pub struct CellReport {
 
 impl CellReport {
     /// An empty cell about to run.
-    pub fn new(affinity: &str, sessions: SessionStore, balance: &str) -> CellReport {
+    pub fn new(affinity: &str, sessions: &str, balance: &str) -> CellReport {
         CellReport {
             affinity: affinity.to_string(),
-            sessions,
+            sessions: sessions.to_string(),
             balance: balance.to_string(),
             ran: false,
             skip_reason: None,
@@ -83,12 +83,12 @@ impl CellReport {
 
     /// "affinity/sessions".
     pub fn name(&self) -> String {
-        format!("{}/{}", self.affinity, self.sessions.name())
+        format!("{}/{}", self.affinity, self.sessions)
     }
 
     /// File-name form of `name`.
     pub fn slug(&self) -> String {
-        format!("{}-{}", self.affinity, self.sessions.name())
+        format!("{}-{}", self.affinity, self.sessions)
     }
 
     /// Marks the cell skipped.
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn cell_json_keeps_the_schema_keys() {
-        let mut c = CellReport::new("cookie", SessionStore::Local, "round_robin");
+        let mut c = CellReport::new("cookie", "local", "round_robin");
         c.stats.sessions_started = 7;
         c.stats.sessions_lost = 2;
         let v = serde_json::to_value(&c).unwrap();

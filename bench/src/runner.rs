@@ -1,12 +1,13 @@
 //! `tether-bench run`: loads the scenarios, runs each cell of their matrices in a lab of its own
-//! (see `lab`), shares one redis-server among the `shared` cells, and writes the reports.
+//! (see `lab`), shares one redis-server among the cells that need one (`shared` demo cells,
+//! apps using `{redis_url}`), and writes the reports.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::lab::{Lab, Stop};
+use crate::lab::{Lab, Launcher, Stop};
 use crate::redis_server::RedisServer;
 use crate::render;
 use crate::report::{CellReport, ScenarioReport};
@@ -45,25 +46,33 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
         .enable_all()
         .build()?;
     let work = async {
-        let needs_redis = scenarios
-            .iter()
-            .any(|s| s.matrix.sessions.contains(&SessionStore::Shared));
+        let needs_redis = scenarios.iter().any(Scenario::needs_redis);
         let redis = if needs_redis {
             RedisServer::start(&opts.out.join("logs")).await
         } else {
-            Err("no scenario uses shared sessions".into())
+            Err("no scenario uses redis".into())
         };
         if let (true, Err(why)) = (needs_redis, &redis) {
-            eprintln!("note: shared-session cells will be skipped: {why}");
+            eprintln!("note: cells that need redis will be skipped: {why}");
         }
         let mut reports = Vec::new();
+        let mut failed = None;
         for sc in &scenarios {
-            reports.push(run_scenario(sc, opts, redis.as_ref().ok()).await?);
+            match run_scenario(sc, opts, redis.as_ref().ok()).await {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
         if let Ok(mut r) = redis {
             r.proc.stop(Duration::from_secs(2)).await;
         }
-        Ok::<_, anyhow::Error>(reports)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok::<_, anyhow::Error>(reports),
+        }
     };
     // On Ctrl-C the work future is dropped, and with it every child process (kill on drop).
     let reports = rt.block_on(async {
@@ -99,14 +108,12 @@ async fn run_scenario(
     redis: Option<&RedisServer>,
 ) -> anyhow::Result<ScenarioReport> {
     let mut cells = Vec::new();
-    let plan: Vec<(String, SessionStore)> = sc
+    let plan: Vec<(String, String)> = sc
         .matrix
         .affinity
         .iter()
-        .flat_map(|a| sc.matrix.sessions.iter().map(move |s| (a.clone(), *s)))
-        .filter(|(a, s)| {
-            opts.only.is_empty() || opts.only.iter().any(|o| *o == format!("{a}/{}", s.name()))
-        })
+        .flat_map(|a| sc.axis().into_iter().map(move |s| (a.clone(), s)))
+        .filter(|(a, s)| opts.only.is_empty() || opts.only.iter().any(|o| *o == format!("{a}/{s}")))
         .collect();
     eprintln!(
         "== {}{}: {} cell(s), {:?} each, {} users",
@@ -116,23 +123,22 @@ async fn run_scenario(
         sc.duration.0,
         sc.load.users
     );
-    for (i, (affinity, sessions)) in plan.iter().enumerate() {
-        let label = format!(
-            "[{}/{}] {} {affinity}/{}",
-            i + 1,
-            plan.len(),
-            sc.name,
-            sessions.name()
-        );
+    for (i, (affinity, axis)) in plan.iter().enumerate() {
+        let label = format!("[{}/{}] {} {affinity}/{axis}", i + 1, plan.len(), sc.name);
         let dir = opts
             .out
             .join("logs")
             .join(&sc.name)
-            .join(format!("{affinity}-{}", sessions.name()));
+            .join(format!("{affinity}-{axis}"));
         std::fs::create_dir_all(&dir)?;
-        let mut cell = CellReport::new(affinity, *sessions, &sc.topology.balance);
-        let redis_url = match (sessions, redis) {
-            (SessionStore::Shared, None) => {
+        let mut cell = CellReport::new(affinity, axis, &sc.topology.balance);
+        let launcher = launcher(sc, axis)?;
+        let needs_redis = match &launcher {
+            Launcher::Demo { sessions, .. } => *sessions == SessionStore::Shared,
+            Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
+        };
+        let redis_url = match (needs_redis, redis) {
+            (true, None) => {
                 cell.skip("redis-server is not installed (apt-get install -y redis-server)");
                 eprintln!(
                     "{label}: SKIPPED: {}",
@@ -141,23 +147,18 @@ async fn run_scenario(
                 cells.push(cell);
                 continue;
             }
-            (SessionStore::Shared, Some(r)) => {
+            (true, Some(r)) => {
                 r.client.flushall().await.context("redis FLUSHALL")?;
                 Some(r.url.clone())
             }
-            _ => None,
+            (false, _) => None,
         };
-        let mut lab = Lab::new(
-            sc,
-            affinity,
-            *sessions,
-            dir,
-            bench_exe()?,
-            &opts.tether,
-            redis_url,
-        );
-        match lab.run(&label, &mut cell).await {
-            Ok(()) => {}
+        let mut lab = Lab::new(sc, affinity, launcher, dir, &opts.tether, redis_url);
+        let outcome = lab.run(&label, &mut cell).await;
+        // Every process of the cell is stopped before anything else happens, bad input included.
+        lab.shutdown().await;
+        match outcome {
+            Ok(_) => {}
             Err(Stop::Skip(why)) => {
                 eprintln!("{label}: SKIPPED: {why}");
                 cell.skip(&why);
@@ -166,11 +167,35 @@ async fn run_scenario(
                 eprintln!("{label}: FAILED: {why}");
                 cell.broken(&why);
             }
+            Err(Stop::Input(why)) => anyhow::bail!("scenario {:?}: {why}", sc.name),
         }
-        lab.shutdown().await;
         cells.push(cell);
     }
     Ok(ScenarioReport::new(sc, opts.quick, cells))
+}
+
+/// How the backends of cell `axis` start: the demo shop with that store, or the app with that
+/// variant.
+fn launcher(sc: &Scenario, axis: &str) -> anyhow::Result<Launcher> {
+    Ok(match &sc.app {
+        Some(spec) => Launcher::App {
+            spec: spec.clone(),
+            variant: spec
+                .variants()
+                .into_iter()
+                .find(|v| v.name == axis)
+                .context("unknown variant")?,
+        },
+        None => Launcher::Demo {
+            bench: bench_exe()?,
+            sessions: *sc
+                .matrix
+                .sessions
+                .iter()
+                .find(|s| s.name() == axis)
+                .context("unknown session store")?,
+        },
+    })
 }
 
 /// This executable, to start backends with. After a rebuild during a run Linux reports the

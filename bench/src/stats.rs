@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::{Kind, LoadResult, Outcome};
+use crate::load::{LoadResult, Outcome};
 
 /// Latency percentiles in milliseconds.
 #[derive(Serialize, Debug, Clone, Default)]
@@ -194,8 +194,8 @@ pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> 
         }
         if let Some(b) = &x.backend {
             *per_backend.entry(b.to_string()).or_default() += 1;
-            // A login starts a new session; stickiness is about requests within one.
-            if x.kind != Kind::Login {
+            // Step 0 starts a new session; stickiness is about requests within one.
+            if x.step != 0 {
                 if let Some(prev) = last_backend.get(&x.identity) {
                     pairs += 1;
                     same += u64::from(*prev == &**b);

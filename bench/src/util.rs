@@ -61,6 +61,38 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Splits a command line into words as a POSIX shell would for plain words, 'single' and
+/// "double" quotes and backslash escapes (no expansion of any kind: nothing runs a shell).
+pub fn split_command(s: &str) -> anyhow::Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => {
+                let next = chars.next().unwrap_or('\\');
+                word.get_or_insert_with(String::new).push(next);
+            }
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, '\\') => {
+                let next = chars.next().unwrap_or('\\');
+                word.get_or_insert_with(String::new).push(next);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    anyhow::ensure!(quote.is_none(), "unterminated quote in {s:?}");
+    words.extend(word);
+    Ok(words)
+}
+
 /// Finds `key=VALUE` in a log line (tracing's structured field syntax) and parses VALUE.
 pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let pat = format!("{key}=");
@@ -91,6 +123,25 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn commands_split_like_a_shell() {
+        let w = split_command(r#"python3 "my app.py" --port {port} --name 'a b' x\ y ''"#).unwrap();
+        assert_eq!(
+            w,
+            [
+                "python3",
+                "my app.py",
+                "--port",
+                "{port}",
+                "--name",
+                "a b",
+                "x y",
+                ""
+            ]
+        );
+        assert!(split_command("a 'b").is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn check(sc: &Scenario, cell: &mut CellReport) {
     for x in sc
         .expects
         .iter()
-        .filter(|x| x.matches(&cell.affinity, cell.sessions))
+        .filter(|x| x.matches(&cell.affinity, &cell.sessions))
     {
         for (key, &limit) in &x.limits {
             let (metric, is_min) = match key.strip_suffix("_min") {

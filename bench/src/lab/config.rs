@@ -7,7 +7,6 @@ use toml::{Table, Value};
 
 use super::stop::Stop;
 use crate::scenario::Scenario;
-use crate::sessions::SessionStore;
 
 /// Asks `tether check` whether it accepts `config`. A refusal skips the cell rather than failing
 /// it: the scenario asks for something this tether does not offer, which says nothing of the
@@ -36,7 +35,7 @@ pub async fn check_config(tether: &Path, config: &Path) -> Result<(), Stop> {
 pub fn tether_config(
     sc: &Scenario,
     affinity: &str,
-    sessions: SessionStore,
+    axis: &str,
     pooled: &[(String, SocketAddr)],
 ) -> String {
     let t = &sc.topology;
@@ -45,6 +44,10 @@ pub fn tether_config(
     pool.insert("affinity".into(), affinity.into());
     pool.insert("connect_timeout".into(), "1s".into());
     pool.insert("response_timeout".into(), t.response_timeout.clone().into());
+    // The user's app need not say who it is: tether names the backend in a response header.
+    if sc.app.is_some() {
+        pool.insert("explain".into(), true.into());
+    }
     for (k, v) in &t.pool {
         pool.insert(k.clone(), v.clone());
     }
@@ -83,7 +86,7 @@ pub fn tether_config(
         "# written by tether-bench for scenario {:?}, cell {}/{}\n{}",
         sc.name,
         affinity,
-        sessions.name(),
+        axis,
         toml::to_string(&root).expect("a toml table serializes")
     )
 }

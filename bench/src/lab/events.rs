@@ -1,5 +1,6 @@
-//! Carries out timeline events: signals to backend processes, restarts at the same address,
-//! admin API calls to every tether, and fault switches on a backend.
+//! Carries out timeline events: signals to backend processes (the demo shop's or the user's
+//! app's), restarts at the same address, admin API calls to every tether, and fault switches on
+//! a demo backend.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub async fn apply(fleet: &mut Fleet, e: &EventSpec) -> anyhow::Result<String> {
     let id = e.backend.as_str();
     match e.action {
         Action::Kill => {
+            fleet.stopping(id);
             let p = fleet.proc_of(id)?;
             anyhow::ensure!(p.running(), "{id} is not running");
             p.kill().await?;
@@ -34,11 +36,13 @@ pub async fn apply(fleet: &mut Fleet, e: &EventSpec) -> anyhow::Result<String> {
             Ok(format!("started at {addr}"))
         }
         Action::Stop => {
+            fleet.stopping(id);
             let p = fleet.proc_of(id)?;
             let how = p.stop(Duration::from_secs(2)).await;
             Ok(format!("pid {} {how}", p.pid))
         }
         Action::Restart => {
+            fleet.stopping(id);
             let p = fleet.proc_of(id)?;
             let (old, how) = (p.pid, p.stop(Duration::from_secs(2)).await);
             let addr = fleet.start_backend(id).await?;

@@ -9,14 +9,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hyper::Method;
 
+use super::launch::{Launcher, StartAt};
 use crate::procs::Proc;
-use crate::sessions::SessionStore;
 
 /// A backend id's process, if started, and the address it keeps across restarts.
 struct Slot {
+    index: usize,
     starts: u32,
     proc: Option<Proc>,
     addr: Option<SocketAddr>,
+    /// The lab started it and has not stopped it: if it exits, it crashed on its own.
+    up: bool,
 }
 
 struct ProxyProc {
@@ -29,12 +32,10 @@ struct ProxyProc {
 pub struct Fleet {
     backends: BTreeMap<String, Slot>,
     proxies: Vec<ProxyProc>,
-    sessions: SessionStore,
+    launcher: Launcher,
     /// Logs go here.
     dir: PathBuf,
-    /// This executable (backends are `tether-bench backend`).
-    bench: PathBuf,
-    /// Redis for `shared` cells.
+    /// The lab's redis-server, for `shared` cells and apps using `{redis_url}`.
     redis_url: Option<String>,
 }
 
@@ -42,18 +43,20 @@ impl Fleet {
     /// A slot for each of `ids`, nothing started yet.
     pub fn new(
         ids: &[String],
-        sessions: SessionStore,
+        launcher: Launcher,
         dir: PathBuf,
-        bench: PathBuf,
         redis_url: Option<String>,
     ) -> Fleet {
         let backends = ids
             .iter()
-            .map(|id| {
+            .enumerate()
+            .map(|(i, id)| {
                 let slot = Slot {
+                    index: i + 1,
                     starts: 0,
                     proc: None,
                     addr: None,
+                    up: false,
                 };
                 (id.clone(), slot)
             })
@@ -61,11 +64,15 @@ impl Fleet {
         Fleet {
             backends,
             proxies: Vec::new(),
-            sessions,
+            launcher,
             dir,
-            bench,
             redis_url,
         }
+    }
+
+    /// Whether the backends are the user's app (its start failures are bad input).
+    pub fn is_app(&self) -> bool {
+        self.launcher.is_app()
     }
 
     /// Starts backend `id`, at its previous address if it had one.
@@ -73,22 +80,6 @@ impl Fleet {
         let slot = self.backends.get_mut(id).context("unknown backend")?;
         if let Some(p) = &mut slot.proc {
             anyhow::ensure!(!p.running(), "{id} is already running (pid {})", p.pid);
-        }
-        let listen = slot
-            .addr
-            .map(|a| a.to_string())
-            .unwrap_or("127.0.0.1:0".into());
-        let mut args = vec![
-            "backend".to_string(),
-            "--id".into(),
-            id.to_string(),
-            "--listen".into(),
-            listen,
-            "--sessions".into(),
-            self.sessions.name().into(),
-        ];
-        if let Some(url) = &self.redis_url {
-            args.extend(["--redis".to_string(), url.clone()]);
         }
         let log = self.dir.join(format!("{id}.log"));
         // A restarted backend is a new process: it gets its own log, next to the first one.
@@ -98,10 +89,18 @@ impl Fleet {
         } else {
             log
         };
-        let mut proc = Proc::spawn(id, &self.bench, &args, &log)?;
-        let addr = proc.wait_listening(&["backend"]).await?["backend"];
+        let at = StartAt {
+            id,
+            index: slot.index,
+            addr: slot.addr,
+            log: &log,
+            dir: &self.dir,
+            redis_url: self.redis_url.as_deref(),
+        };
+        let (proc, addr) = self.launcher.start(at).await?;
         slot.proc = Some(proc);
         slot.addr = Some(addr);
+        slot.up = true;
         Ok(addr)
     }
 
@@ -122,6 +121,31 @@ impl Fleet {
             admin: addrs["admin"],
         });
         Ok(())
+    }
+
+    /// The lab is about to stop backend `id` itself (kill, stop, restart): its exit is no crash.
+    pub fn stopping(&mut self, id: &str) {
+        if let Some(s) = self.backends.get_mut(id) {
+            s.up = false;
+        }
+    }
+
+    /// Backends that exited on their own since the last call, with how they ended.
+    pub fn crashed(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (id, slot) in &mut self.backends {
+            let Some(p) = slot.proc.as_mut().filter(|_| slot.up) else {
+                continue;
+            };
+            if let Some(status) = p.exit_status() {
+                slot.up = false;
+                out.push((
+                    id.clone(),
+                    format!("pid {} exited on its own ({status})", p.pid),
+                ));
+            }
+        }
+        out
     }
 
     /// The first `n` backends by id with their addresses, for the tether config.

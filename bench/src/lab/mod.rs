@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod events;
 mod fleet;
+mod launch;
 mod progress;
 mod stop;
 mod task;
@@ -18,20 +19,24 @@ use tokio::time::Instant;
 use self::check::check;
 use self::config::{check_config, tether_config};
 use self::fleet::Fleet;
+pub use self::launch::Launcher;
 use self::progress::progress_line;
 pub use self::stop::Stop;
 use self::task::AbortOnDrop;
-use crate::load::{self, LoadSpec, Progress};
+use crate::load::{self, LoadResult, LoadSpec, Progress};
 use crate::report::{CellReport, EventRecord};
-use crate::scenario::{self, Action, Scenario};
-use crate::sessions::SessionStore;
+use crate::scenario::{self, demo_flow, Action, Scenario};
 use crate::stats;
 
-/// One cell: the scenario run with one affinity mode and one session store.
+/// How often the lab looks for backends that exited on their own.
+const CRASH_POLL: Duration = Duration::from_millis(250);
+
+/// One cell: the scenario run with one affinity mode and one session store (or app variant).
 pub struct Lab<'a> {
     sc: &'a Scenario,
     affinity: String,
-    sessions: SessionStore,
+    /// The second coordinate's name (a session store or an app variant).
+    axis: String,
     /// Logs and the generated tether config go here.
     dir: PathBuf,
     /// The tether binary.
@@ -40,39 +45,51 @@ pub struct Lab<'a> {
 }
 
 impl<'a> Lab<'a> {
-    /// A cell with nothing started yet; `redis_url` is the store of a `shared` cell.
+    /// A cell with nothing started yet; `redis_url` is the lab's redis-server, for a `shared`
+    /// cell or an app using `{redis_url}`.
     pub fn new(
         sc: &'a Scenario,
         affinity: &str,
-        sessions: SessionStore,
+        launcher: Launcher,
         dir: PathBuf,
-        bench: PathBuf,
         tether: &Path,
         redis_url: Option<String>,
     ) -> Lab<'a> {
         let ids = scenario::backend_ids(sc);
+        let axis = match &launcher {
+            Launcher::Demo { sessions, .. } => sessions.name().to_string(),
+            Launcher::App { variant, .. } => variant.name.clone(),
+        };
         Lab {
             sc,
             affinity: affinity.to_string(),
-            sessions,
-            fleet: Fleet::new(&ids, sessions, dir.clone(), bench, redis_url),
+            axis,
+            fleet: Fleet::new(&ids, launcher, dir.clone(), redis_url),
             dir,
             tether: tether.to_path_buf(),
         }
     }
 
-    /// Starts the processes, runs the load and the timeline, fills in `cell`.
-    pub async fn run(&mut self, label: &str, cell: &mut CellReport) -> Result<(), Stop> {
+    /// Starts the processes, runs the load and the timeline, fills in `cell`; returns what
+    /// the users saw.
+    pub async fn run(&mut self, label: &str, cell: &mut CellReport) -> Result<LoadResult, Stop> {
         let ids = scenario::backend_ids(self.sc);
         let pooled = &ids[..self.sc.topology.backends];
         for id in pooled {
-            self.fleet.start_backend(id).await?;
+            if let Err(e) = self.fleet.start_backend(id).await {
+                let why = format!("{id}: {e:#}");
+                return Err(if self.fleet.is_app() {
+                    Stop::Input(why)
+                } else {
+                    Stop::Broken(why)
+                });
+            }
         }
         let config = self.dir.join("tether.toml");
         let text = tether_config(
             self.sc,
             &self.affinity,
-            self.sessions,
+            &self.axis,
             &self.fleet.pooled(self.sc.topology.backends),
         );
         std::fs::write(&config, text).map_err(anyhow::Error::from)?;
@@ -92,6 +109,10 @@ impl<'a> Lab<'a> {
             hot_factor: self.sc.load.hot_factor,
             duration: self.sc.duration.0,
             timeout: self.sc.load.timeout.0,
+            flow: match &self.sc.app {
+                Some(_) => self.sc.flow.clone(),
+                None => demo_flow(),
+            },
         };
         let progress = Arc::new(Progress::default());
         let start = Instant::now() + Duration::from_millis(100);
@@ -106,7 +127,7 @@ impl<'a> Lab<'a> {
         let mut events = self.sc.events.clone();
         events.sort_by_key(|e| e.at.0);
         for e in &events {
-            tokio::time::sleep_until(start + e.at.0).await;
+            self.watch_until(start + e.at.0, start, cell).await;
             let actual = start.elapsed().as_secs_f64();
             let result = events::apply(&mut self.fleet, e).await;
             let (ok, detail) = match result {
@@ -131,10 +152,18 @@ impl<'a> Lab<'a> {
             });
         }
         let limit = self.sc.duration.0 + self.sc.load.timeout.0 + Duration::from_secs(30);
-        let result = tokio::time::timeout(limit, &mut load.0)
-            .await
-            .map_err(|_| anyhow::anyhow!("load did not finish within {limit:?}"))?
-            .map_err(|e| anyhow::anyhow!("load task failed: {e}"))?;
+        let give_up = start + limit;
+        // Bounded by `give_up`: one pass per CRASH_POLL.
+        let result = loop {
+            match tokio::time::timeout(CRASH_POLL, &mut load.0).await {
+                Ok(r) => break r.map_err(|e| anyhow::anyhow!("load task failed: {e}"))?,
+                Err(_) if Instant::now() > give_up => {
+                    return Err(anyhow::anyhow!("load did not finish within {limit:?}").into())
+                }
+                Err(_) => self.note_crashes(start, cell),
+            }
+        };
+        self.note_crashes(start, cell);
         drop(ticker);
         // Scale-out is about a spare joining, not a replaced backend coming back.
         let added = events
@@ -152,7 +181,34 @@ impl<'a> Lab<'a> {
             cell.stats.latency_ms.p99,
             if cell.passed() { "ok" } else { "FAILED" }
         );
-        Ok(())
+        Ok(result)
+    }
+
+    /// Sleeps until `t`, noting backends that crash meanwhile.
+    async fn watch_until(&mut self, t: Instant, start: Instant, cell: &mut CellReport) {
+        // Bounded by `t`: each pass sleeps CRASH_POLL or up to `t`.
+        while Instant::now() < t {
+            tokio::time::sleep_until(t.min(Instant::now() + CRASH_POLL)).await;
+            self.note_crashes(start, cell);
+        }
+    }
+
+    /// Records each backend that exited on its own as a `crashed` event: something the run
+    /// shows about the app, not a failure of the lab.
+    fn note_crashes(&mut self, start: Instant, cell: &mut CellReport) {
+        for (id, detail) in self.fleet.crashed() {
+            let at = start.elapsed().as_secs_f64();
+            eprintln!("\n{}: {id} crashed at {at:.1}s: {detail}", cell.name());
+            cell.events.push(EventRecord {
+                cell: cell.name(),
+                at_s: at,
+                actual_s: at,
+                action: "crashed".into(),
+                backend: id,
+                ok: true,
+                detail,
+            });
+        }
     }
 
     /// Stops every process of the cell (tether gracefully, backends with SIGKILL).

@@ -1,5 +1,6 @@
 //! The load generator: virtual users with their own cookie jar and source address, paced on an
-//! open-loop schedule, each checking its cart after every write.
+//! open-loop schedule, each running the flow (the demo shop's or the user's) and checking that
+//! its session and its writes are still there.
 //!
 //! Latency is measured from the *intended* send time, so a stalled backend that delays a user's
 //! next action is charged to that action (no coordinated omission). Pacing sleeps until just
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-pub use self::outcome::{Kind, LoadResult, Outcome};
+pub use self::outcome::{LoadResult, Loss, Outcome};
 pub use self::progress::Progress;
 pub use self::spec::LoadSpec;
 use self::user::User;

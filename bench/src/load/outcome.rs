@@ -3,25 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which request of an action a sample is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// `POST /login`.
-    Login,
-    /// `POST /cart/add`.
-    Add,
-    /// `GET /cart`, right after a successful add.
-    Verify,
-}
-
 /// How a request ended, from the client's point of view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// 2xx.
     Ok,
-    /// 401: the backend that answered does not know the session.
+    /// A status below 500 the step does not expect (a 401 "no session", a 404): the backend
+    /// that answered does not know the session.
     NoSession,
-    /// Anything else: a 5xx or other status, a transport failure or a timeout.
+    /// A 5xx (or, for the session's first step, any unexpected status), a transport failure or
+    /// a timeout.
     Error(String),
 }
 
@@ -34,8 +25,8 @@ pub struct Sample {
     pub latency: Duration,
     /// From the actual send to the end of the body: what a closed-loop tool would report.
     pub service: Duration,
-    /// Which request.
-    pub kind: Kind,
+    /// Which step of the flow (0: the one that starts a session).
+    pub step: usize,
     /// How it ended.
     pub outcome: Outcome,
     /// `x-backend-id` of the response, if one came back.
@@ -51,8 +42,19 @@ pub struct Loss {
     pub at: Duration,
     /// Who lost it.
     pub identity: u32,
-    /// "no session" (401) or "missing items" (the cart came back short).
+    /// "session not found" (an unexpected status) or "write missing" (a read came back
+    /// without a nonce the session wrote).
     pub reason: &'static str,
+    /// The HTTP status of the step that found out.
+    pub status: Option<u16>,
+    /// The flow step that found out.
+    pub step: usize,
+    /// The backend that answered that step.
+    pub backend: Option<Arc<str>>,
+    /// The backend that started the session (answered step 0).
+    pub session_on: Option<Arc<str>>,
+    /// The backend that answered the step before (for a missing write, usually the writer).
+    pub previous: Option<Arc<str>>,
 }
 
 /// Everything the users saw.

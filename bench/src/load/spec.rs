@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::scenario::FlowStep;
+
 /// What to run: who the users are and how often they act.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
@@ -26,4 +28,6 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Per-request limit (connect + response).
     pub timeout: Duration,
+    /// One session: step 0 starts it, each action then runs the other steps in order.
+    pub flow: Vec<FlowStep>,
 }

@@ -1,5 +1,6 @@
-//! One virtual user: its own cookie jar and source address, logging in, adding to its cart and
-//! reading the cart back after every write, and recording what it saw.
+//! One virtual user: its own cookie jar and source address, starting a session with the flow's
+//! first step and running the other steps as one action, checking that the session and its
+//! writes are still there, and recording what it saw.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,11 +10,12 @@ use bytes::Bytes;
 use hyper::Method;
 use tokio::time::Instant;
 
-use super::outcome::{Kind, LoadResult, Loss, Outcome, Sample};
+use super::outcome::{LoadResult, Loss, Outcome, Sample};
 use super::pacing::wait_until;
 use super::progress::Progress;
 use super::spec::LoadSpec;
 use crate::http::{self, Jar, Reply, Sender};
+use crate::scenario::{fill, FlowStep};
 
 /// The source address of identity `n`: 127.1.0.1, 127.1.0.2, ... (x.y.0 and .255 skipped).
 pub fn source_ip(n: u32) -> IpAddr {
@@ -35,6 +37,8 @@ pub struct User {
     identity: u32,
     jar: Jar,
     conns: Vec<Option<Sender>>,
+    /// Steps sent so far, for unique nonces.
+    nonces: u64,
     out: LoadResult,
 }
 
@@ -58,6 +62,7 @@ impl User {
             rng: fastrand::Rng::with_seed(0x7e7e_0000 + index as u64),
             identity: 0,
             jar: Jar::default(),
+            nonces: 0,
             out: LoadResult::default(),
         }
     }
@@ -72,50 +77,28 @@ impl User {
         let deadline = self.start + self.spec.duration;
         let mut next = self.start + think.mul_f64(self.rng.f64());
         self.new_identity();
-        let mut cart: Option<Vec<String>> = None;
+        let mut session: Option<Session> = None;
         let mut lifetime = self.lifetime();
         // The first visitors are part-way through their visit, as in a shop already open.
         let mut actions = self.rng.u32(0..=lifetime / 2);
-        let mut item = 0u64;
         while next < deadline {
             match wait_until(next).await {
                 Some(lag) => self.out.send_lag.push(lag),
                 None => self.out.late_sends += 1,
             }
             let target = actions as usize % self.spec.targets.len();
-            cart = match cart {
-                None => {
-                    let (o, _) = self
-                        .exec(target, Method::POST, "/login", next, Kind::Login)
-                        .await;
-                    if o == Outcome::Ok {
-                        self.out.logins += 1;
-                        Some(Vec::new())
-                    } else {
-                        None
-                    }
-                }
-                Some(mut items) => {
-                    item += 1;
-                    let name = format!("i{item}");
-                    let path = format!("/cart/add?item={name}");
-                    let (o, _) = self
-                        .exec(target, Method::POST, &path, next, Kind::Add)
-                        .await;
-                    match o {
-                        Outcome::Ok => {
-                            items.push(name);
-                            self.verify(target, items).await
-                        }
-                        Outcome::NoSession => self.lost("no session"),
-                        Outcome::Error(_) => Some(items),
-                    }
-                }
+            session = match session {
+                None => self.start_session(target, next).await,
+                Some(s) => self.act(target, next, s).await,
             };
+            // A one-step flow has nothing to run within a session: every action starts one.
+            if self.spec.flow.len() == 1 {
+                session = None;
+            }
             actions += 1;
             if !self.hot && lifetime > 0 && actions >= lifetime {
                 self.new_identity();
-                cart = None;
+                session = None;
                 actions = 0;
                 lifetime = self.lifetime();
             }
@@ -131,39 +114,107 @@ impl User {
         (mean * (0.5 + self.rng.f64())).round() as u32
     }
 
-    /// Reads the cart back; `None` (and a recorded loss) when items went missing.
-    async fn verify(&mut self, target: usize, items: Vec<String>) -> Option<Vec<String>> {
-        let now = Instant::now();
-        let (o, reply) = self
-            .exec(target, Method::GET, "/cart", now, Kind::Verify)
-            .await;
-        match o {
-            Outcome::Ok => {
-                let seen: Vec<String> = reply
-                    .as_ref()
-                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
-                    .and_then(|v| serde_json::from_value(v["items"].clone()).ok())
-                    .unwrap_or_default();
-                if items.iter().all(|i| seen.contains(i)) {
-                    Some(items)
-                } else {
-                    self.lost("missing items")
-                }
-            }
-            Outcome::NoSession => self.lost("no session"),
-            // An error says nothing about the session: keep it and look again next time.
-            Outcome::Error(_) => Some(items),
+    /// Step 0 (a login): a new session when it succeeds.
+    async fn start_session(&mut self, target: usize, intended: Instant) -> Option<Session> {
+        let (o, reply, _) = self.step(target, 0, intended, 0).await;
+        if o != Outcome::Ok {
+            return None;
         }
+        self.out.logins += 1;
+        Some(Session {
+            writes: Vec::new(),
+            actions: 0,
+            on: reply.as_ref().and_then(backend_of),
+        })
     }
 
-    fn lost(&mut self, reason: &'static str) -> Option<Vec<String>> {
+    /// One action: steps 1.. in order, each sent as soon as the previous one answered. Returns
+    /// the session, or `None` (and a recorded loss) when a step showed it lost.
+    async fn act(&mut self, target: usize, intended: Instant, mut s: Session) -> Option<Session> {
+        s.actions += 1;
+        let mut previous = s.on.clone();
+        for i in 1..self.spec.flow.len() {
+            let at = if i == 1 { intended } else { Instant::now() };
+            let (o, reply, nonce) = self.step(target, i, at, s.actions).await;
+            let backend = reply.as_ref().and_then(backend_of);
+            let loss = |reason| Lost {
+                reason,
+                status: reply.as_ref().map(|r| r.status),
+                step: i,
+                backend: backend.clone(),
+                previous: previous.clone(),
+            };
+            match o {
+                Outcome::Ok => {
+                    let step = &self.spec.flow[i];
+                    if step.expect_writes {
+                        let body = reply.as_ref().map(|r| &r.body[..]).unwrap_or_default();
+                        let body = String::from_utf8_lossy(body);
+                        if !s.writes.iter().all(|w| body.contains(w.as_str())) {
+                            return self.lost(loss("write missing"), &s);
+                        }
+                    }
+                    if step.write {
+                        s.writes.push(nonce);
+                    }
+                }
+                Outcome::NoSession => return self.lost(loss("session not found"), &s),
+                // An error says nothing about the session: keep it and try again next time.
+                Outcome::Error(_) => return Some(s),
+            }
+            previous = backend;
+        }
+        Some(s)
+    }
+
+    fn lost(&mut self, l: Lost, s: &Session) -> Option<Session> {
         self.progress.lost.fetch_add(1, Ordering::Relaxed);
         self.out.losses.push(Loss {
             at: self.start.elapsed(),
             identity: self.identity,
-            reason,
+            reason: l.reason,
+            status: l.status,
+            step: l.step,
+            backend: l.backend,
+            session_on: s.on.clone(),
+            previous: l.previous,
         });
         None
+    }
+
+    /// Sends flow step `i` with its placeholders filled; returns the outcome, the reply and
+    /// the nonce it carried.
+    async fn step(
+        &mut self,
+        target: usize,
+        i: usize,
+        intended: Instant,
+        n: u32,
+    ) -> (Outcome, Option<Reply>, String) {
+        self.nonces += 1;
+        let nonce = format!("n{:x}x{:x}z", self.identity, self.nonces);
+        let (user, step, n) = (self.identity.to_string(), i.to_string(), n.to_string());
+        let values = [
+            ("nonce", nonce.as_str()),
+            ("user", user.as_str()),
+            ("step", step.as_str()),
+            ("n", n.as_str()),
+        ];
+        // A handle of its own, so the step can be read while `exec` borrows the user mutably.
+        let all = Arc::clone(&self.spec);
+        let spec = &all.flow[i];
+        let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
+        let path = fill(&spec.path, &values);
+        let body = Bytes::from(fill(&spec.body, &values));
+        let headers: Vec<(String, String)> = spec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v, &values)))
+            .collect();
+        let (o, reply) = self
+            .exec(target, method, &path, body, &headers, intended, i, spec)
+            .await;
+        (o, reply, nonce)
     }
 
     /// A new visitor: fresh jar, fresh source address, fresh connections.
@@ -173,18 +224,34 @@ impl User {
         self.conns.iter_mut().for_each(|c| *c = None);
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn exec(
         &mut self,
         target: usize,
         method: Method,
         path: &str,
+        body: Bytes,
+        headers: &[(String, String)],
         intended: Instant,
-        kind: Kind,
+        step: usize,
+        expect: &FlowStep,
     ) -> (Outcome, Option<Reply>) {
         let addr = self.spec.targets[target];
         let source = source_ip(self.identity);
         let cookie = self.jar.header();
-        let req = http::request(method, addr, path, Bytes::new(), cookie.as_deref());
+        let Ok(uri) = path.parse::<hyper::Uri>() else {
+            return (Outcome::Error(format!("bad path {path:?}")), None);
+        };
+        let mut req = http::request(method, addr, path, body, cookie.as_deref());
+        *req.uri_mut() = uri;
+        for (k, v) in headers {
+            if let (Ok(k), Ok(v)) = (
+                hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                hyper::header::HeaderValue::from_str(v),
+            ) {
+                req.headers_mut().insert(k, v);
+            }
+        }
         let slot = &mut self.conns[target];
         let sent = Instant::now();
         let attempt = async {
@@ -214,8 +281,9 @@ impl User {
             Ok(r) => {
                 self.jar.absorb(&r.headers);
                 let o = match r.status {
-                    200..=299 => Outcome::Ok,
-                    401 => Outcome::NoSession,
+                    s if expect.status_ok(s) => Outcome::Ok,
+                    // Step 0 has no session to lose: anything unexpected there is an error.
+                    s if s < 500 && step > 0 => Outcome::NoSession,
                     s => Outcome::Error(s.to_string()),
                 };
                 (o, Some(r))
@@ -234,7 +302,7 @@ impl User {
             at: intended.saturating_duration_since(self.start),
             latency,
             service,
-            kind,
+            step,
             outcome: outcome.clone(),
             backend: reply.as_ref().and_then(backend_of),
             identity: self.identity,
@@ -243,11 +311,34 @@ impl User {
     }
 }
 
+/// Which backend answered: the app's own `x-backend-id`, else the backend tether names in its
+/// explain header (`x-tether-affinity: <why>; backend=<id>`, on in app cells).
 fn backend_of(r: &Reply) -> Option<Arc<str>> {
-    r.headers
-        .get("x-backend-id")
-        .and_then(|v| v.to_str().ok())
-        .map(Arc::from)
+    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(id) = header("x-backend-id") {
+        return Some(Arc::from(id));
+    }
+    let explain = header("x-tether-affinity")?;
+    let id = explain
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("backend="))?;
+    Some(Arc::from(id))
+}
+
+/// A session in progress: what it wrote, how many actions it did, where it started.
+struct Session {
+    writes: Vec<String>,
+    actions: u32,
+    on: Option<Arc<str>>,
+}
+
+/// A loss as `act` saw it, before the session's part is added.
+struct Lost {
+    reason: &'static str,
+    status: Option<u16>,
+    step: usize,
+    backend: Option<Arc<str>>,
+    previous: Option<Arc<str>>,
 }
 
 #[cfg(test)]

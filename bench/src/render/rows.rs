@@ -29,7 +29,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         .iter()
         .map(|c| {
             if !c.ran {
-                let mut row = vec![c.affinity.clone(), c.sessions.name().to_string()];
+                let mut row = vec![c.affinity.clone(), c.sessions.clone()];
                 row.extend((0..10).map(|_| "-".to_string()));
                 row.push(
                     if c.passed() {
@@ -45,7 +45,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
             let failed = c.checks.iter().filter(|k| !k.pass).count();
             vec![
                 c.affinity.clone(),
-                c.sessions.name().to_string(),
+                c.sessions.clone(),
                 s.requests.to_string(),
                 s.errors.to_string(),
                 format!("{} / {}", s.sessions_lost, s.sessions_started),

@@ -75,6 +75,21 @@ pub fn table(r: &ScenarioReport) -> String {
             );
         }
     }
+    // The two ways a session is lost point at different fixes: an unknown session (the session
+    // store) or a write that did not come back (the data store).
+    for c in r
+        .cells
+        .iter()
+        .filter(|c| c.ran && !c.stats.loss_reasons.is_empty())
+    {
+        let kinds: Vec<String> = c
+            .stats
+            .loss_reasons
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        let _ = writeln!(out, "sessions lost {}: {}", c.name(), kinds.join(", "));
+    }
     for c in r.cells.iter().filter(|c| c.ran) {
         if let Some(so) = &c.stats.scale_out {
             let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));
@@ -134,14 +149,13 @@ pub fn table(r: &ScenarioReport) -> String {
 mod tests {
     use super::*;
     use crate::report::SCHEMA;
-    use crate::sessions::SessionStore;
 
     #[test]
     fn table_rows_are_as_wide_as_the_header() {
-        let mut ran = CellReport::new("none", SessionStore::Token, "round_robin");
+        let mut ran = CellReport::new("none", "token", "round_robin");
         ran.ran = true;
         ran.stats.send_lag_ms.max = 120.0;
-        let mut skipped = CellReport::new("cookie", SessionStore::Shared, "round_robin");
+        let mut skipped = CellReport::new("cookie", "shared", "round_robin");
         skipped.skip("no redis");
         let r = ScenarioReport {
             schema: SCHEMA,

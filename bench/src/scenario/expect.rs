@@ -5,17 +5,15 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::sessions::SessionStore;
-
 /// Thresholds for the cells it matches: `METRIC_min` / `METRIC_max` keys.
 #[derive(Deserialize, Debug, Clone)]
 pub struct Expect {
     /// Affinity modes it applies to (empty: all).
     #[serde(default)]
     pub affinity: Vec<String>,
-    /// Session stores it applies to (empty: all).
-    #[serde(default)]
-    pub sessions: Vec<SessionStore>,
+    /// Session stores, or app variants, it applies to (empty: all).
+    #[serde(default, alias = "variant")]
+    pub sessions: Vec<String>,
     /// The claim, in words, shown next to a failed check.
     #[serde(default)]
     pub claim: String,
@@ -26,9 +24,9 @@ pub struct Expect {
 
 impl Expect {
     /// Whether this expectation applies to a cell.
-    pub fn matches(&self, affinity: &str, sessions: SessionStore) -> bool {
+    pub fn matches(&self, affinity: &str, sessions: &str) -> bool {
         (self.affinity.is_empty() || self.affinity.iter().any(|a| a == affinity))
-            && (self.sessions.is_empty() || self.sessions.contains(&sessions))
+            && (self.sessions.is_empty() || self.sessions.iter().any(|s| s == sessions))
     }
 }
 

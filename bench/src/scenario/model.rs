@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::app::AppSpec;
 use super::duration::Dur;
 use super::event::EventSpec;
 use super::expect::Expect;
+use super::flow::FlowStep;
 use crate::sessions::SessionStore;
 
 /// One scenario file, as parsed (see `validate` for what serde cannot check).
@@ -47,6 +49,13 @@ pub struct Scenario {
     /// Thresholds checked per cell.
     #[serde(default, rename = "expect")]
     pub expects: Vec<Expect>,
+    /// The user's own service as the backends (absent: the demo shop).
+    pub app: Option<AppSpec>,
+    /// What a virtual user does against an `[app]` (the demo shop has its own flow).
+    #[serde(default, rename = "flow")]
+    pub flow: Vec<FlowStep>,
+    /// A flow file (only `[[flow]]` tables) instead of inline steps, relative to this file.
+    pub flow_file: Option<PathBuf>,
 }
 
 fn default_duration() -> Dur {
@@ -155,6 +164,8 @@ pub struct Quick {
     pub affinity: Option<Vec<String>>,
     /// Fewer session stores.
     pub sessions: Option<Vec<SessionStore>>,
+    /// Fewer app variants (by name).
+    pub variants: Option<Vec<String>>,
 }
 
 impl Scenario {
@@ -165,6 +176,28 @@ impl Scenario {
             Duration::from_millis(ms / 250 * 250)
         });
         d.max(Duration::from_millis(100))
+    }
+
+    /// The matrix's second axis: the app's variant names, or the demo's session stores.
+    pub fn axis(&self) -> Vec<String> {
+        match &self.app {
+            Some(app) => app.variants().into_iter().map(|v| v.name).collect(),
+            None => self
+                .matrix
+                .sessions
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+        }
+    }
+
+    /// Whether a redis-server must run for some cell (a `shared` store, or an app using
+    /// `{redis_url}`).
+    pub fn needs_redis(&self) -> bool {
+        match &self.app {
+            Some(app) => app.uses_redis(),
+            None => self.matrix.sessions.contains(&SessionStore::Shared),
+        }
     }
 }
 

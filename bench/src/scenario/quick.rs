@@ -28,6 +28,9 @@ impl Scenario {
         if let Some(s) = self.quick.sessions.clone() {
             self.matrix.sessions = s;
         }
+        if let (Some(keep), Some(app)) = (self.quick.variants.clone(), &mut self.app) {
+            app.variants.retain(|v| keep.contains(&v.name));
+        }
         self
     }
 }

@@ -1,7 +1,9 @@
 //! Checks a parsed scenario for mistakes serde cannot see: empty topologies, events on unknown
 //! backends or after the run, expectation keys that name no metric.
 
+use super::event::Action;
 use super::expect::METRICS;
+use super::flow::check_flow;
 use super::model::{backend_ids, Scenario};
 
 /// Refuses a scenario that could not run as written; the error names the offending key.
@@ -25,12 +27,34 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
             ids.join(", ")
         );
         anyhow::ensure!(
+            !(sc.app.is_some() && e.action == Action::Fault),
+            "event[{i}].action: fault switches exist only in the demo shop, not in an [app]"
+        );
+        anyhow::ensure!(
             e.at.0 <= sc.duration.0,
             "event[{i}]: at = {:?} is after the end of the run",
             e.at.0
         );
     }
+    match &sc.app {
+        Some(app) => {
+            app.check()?;
+            check_flow(&sc.flow)?;
+        }
+        None => anyhow::ensure!(
+            sc.flow.is_empty(),
+            "flow: steps need an [app] (the demo shop runs its own flow)"
+        ),
+    }
+    let axis = sc.axis();
     for (i, x) in sc.expects.iter().enumerate() {
+        for s in &x.sessions {
+            anyhow::ensure!(
+                axis.contains(s),
+                "expect[{i}].sessions: {s:?} is not in the matrix (known: {})",
+                axis.join(", ")
+            );
+        }
         for key in x.limits.keys() {
             let metric = key
                 .strip_suffix("_min")
@@ -56,6 +80,33 @@ mod tests {
         let sc: Scenario = toml::from_str(text).unwrap();
         let err = validate(&sc).unwrap_err().to_string();
         assert!(err.contains("sessions_lots_max"), "{err}");
+    }
+
+    #[test]
+    fn app_scenarios_need_a_port_and_a_flow() {
+        let base = "name = \"x\"\n[app]\ncommand = [\"srv\", \"--port\", \"{port}\"]\n";
+        let sc: Scenario = toml::from_str(base).unwrap();
+        assert!(validate(&sc)
+            .unwrap_err()
+            .to_string()
+            .contains("flow: no steps"));
+        let text = format!(
+            "{base}[[app.variant]]\nname = \"m\"\nargs = [\"{{prot}}\"]\n[[flow]]\npath = \"/\"\n"
+        );
+        let sc: Scenario = toml::from_str(&text).unwrap();
+        let e = validate(&sc).unwrap_err().to_string();
+        assert!(
+            e.contains("app.variant[0].args[0]") && e.contains("{prot}"),
+            "{e}"
+        );
+        let text = format!("{base}[[flow]]\npath = \"/\"\n[[expect]]\nvariant = [\"nope\"]\n");
+        let sc: Scenario = toml::from_str(&text).unwrap();
+        let e = validate(&sc).unwrap_err().to_string();
+        assert!(
+            e.contains("expect[0].sessions") && e.contains("nope"),
+            "{e}"
+        );
+        assert!(toml::from_str::<Scenario>(&format!("{base}colour = 1\n")).is_err());
     }
 
     #[test]
