@@ -70,11 +70,16 @@ async fn handle(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(presented_token);
         if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
             let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let headers = resp.headers_mut();
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // A browser opening the dashboard asks for the token as a Basic password.
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tether admin\""),
+            );
             return resp;
         }
     }
@@ -83,6 +88,9 @@ async fn handle(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => local_response(StatusCode::OK, "ok\n"),
+        (&Method::GET, [name @ ("dashboard" | "dashboard.js")]) => {
+            crate::dashboard::asset(name).expect("listed asset")
+        }
         (&Method::GET, ["status"]) => json_response(StatusCode::OK, &status(control)),
         (&Method::GET, ["metrics"]) => {
             let mut resp = Response::new(ProxyBody::local(crate::metrics::render(control)));
@@ -217,6 +225,9 @@ struct BackendStatus<'a> {
     in_flight: usize,
     idle_connections: usize,
     parked_connections: usize,
+    /// Present while an operator's drain is in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain: Option<crate::backend::DrainProgress>,
     #[serde(flatten)]
     counters: BackendSnapshot,
 }
@@ -239,6 +250,7 @@ fn status(control: &Control) -> serde_json::Value {
                 in_flight: b.in_flight(),
                 idle_connections: b.idle.len(),
                 parked_connections: b.idle.parked(),
+                drain: b.drain_progress(crate::clock::now_ms(), &pool.settings.drain),
                 counters: b.stats.snapshot(),
             })
             .collect();
@@ -276,6 +288,22 @@ fn listener_routes(snapshot: &crate::snapshot::Snapshot) -> serde_json::Value {
         listeners.insert(l.name.clone(), json!({ "pool": l.pool, "routes": routes }));
     }
     serde_json::Value::Object(listeners)
+}
+
+/// The token an `Authorization` value carries: `Bearer TOKEN`, or `Basic` credentials whose
+/// password is the token (what a browser sends for the dashboard; the user name is ignored).
+fn presented_token(value: &str) -> Option<String> {
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.to_string());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
 }
 
 /// Compares secrets without an early exit on the first differing byte.

@@ -85,6 +85,17 @@ pub struct DrainPolicy {
     pub quiet: Duration,
 }
 
+/// How far a drain has come (see [`Backend::drain_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DrainProgress {
+    /// Since the drain started.
+    pub elapsed_ms: u64,
+    /// Until `drain_timeout` redispatches the remaining pinned clients (0 once passed).
+    pub deadline_in_ms: u64,
+    /// Since a client pinned to the backend last came (`None`: none came during the drain).
+    pub last_pinned_ms_ago: Option<u64>,
+}
+
 /// An upstream server of a pool.
 #[derive(Debug)]
 pub struct Backend {
@@ -235,6 +246,22 @@ impl Backend {
     pub fn note_pinned_while_draining(&self) {
         self.last_pinned.store(now_ms(), Ordering::Relaxed);
         self.stats.count_pinned_while_draining();
+    }
+
+    /// Drain progress at `now` (ms) while an operator's drain is in progress: milliseconds since
+    /// it started, until its deadline, and since a pinned client last came.
+    pub fn drain_progress(&self, now: u64, drain: &DrainPolicy) -> Option<DrainProgress> {
+        if self.admin_state() != AdminState::Draining {
+            return None;
+        }
+        let started = self.drain_started.load(Ordering::Relaxed);
+        let last = self.last_pinned.load(Ordering::Relaxed);
+        let timeout = drain.timeout.as_millis() as u64;
+        Some(DrainProgress {
+            elapsed_ms: now.saturating_sub(started),
+            deadline_in_ms: (started + timeout).saturating_sub(now),
+            last_pinned_ms_ago: (last >= started).then(|| now.saturating_sub(last)),
+        })
     }
 
     /// Fraction of full weight during slow start (1.0 once `ramp` has passed since coming up).

@@ -7,6 +7,7 @@ mod check;
 mod cookie_affinity;
 mod cookie_drain;
 mod cookie_failover;
+mod dashboard;
 mod dead_backend;
 mod drain;
 mod h2_upstream;

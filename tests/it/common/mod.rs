@@ -4,6 +4,7 @@ pub mod admin;
 pub mod affinity;
 pub mod backend;
 pub mod body;
+pub mod browser;
 pub mod client;
 pub mod config;
 pub mod hostile;
