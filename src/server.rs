@@ -23,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::client::per_ip::{Admission, PerIpLimit};
 use crate::client::{Busy, TimedIo};
 use crate::config::ListenerConfig;
 use crate::proxy::{self, ListenerCtx};
@@ -157,9 +158,12 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                 }
             }
             // Counted on the real client address, which PROXY protocol may have supplied.
-            let Some(_slot) = per_ip.acquire(peer.ip()) else {
-                tracing::debug!(client.addr = %peer, "connection refused: max_connections_per_ip reached");
-                return;
+            let _slot = match per_ip.acquire(peer.ip()) {
+                Admission::Refused => {
+                    tracing::debug!(client.addr = %peer, "connection refused: max_connections_per_ip reached");
+                    return;
+                }
+                admitted => admitted,
             };
             // One span per connection: debug events of its requests carry where they came from.
             let span = tracing::debug_span!("conn", listener.name = %env.ctx.name, client.addr = %peer);
@@ -302,50 +306,6 @@ async fn read_ahead<T: AsyncRead + Unpin>(io: &mut TimedIo<T>) -> std::io::Resul
     io.set_h2(h2);
     io.rewind(ahead.freeze());
     Ok(Some(h2))
-}
-
-/// Open connections per client address, when a listener limits them.
-struct PerIpLimit {
-    max: usize,
-    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-}
-
-/// One counted connection; released on drop.
-struct IpSlot(Arc<PerIpLimit>, std::net::IpAddr);
-
-impl PerIpLimit {
-    fn new(max: usize) -> Self {
-        Self {
-            max,
-            open: std::sync::Mutex::default(),
-        }
-    }
-
-    /// A slot for `ip`, or `None` at the limit. Accept path only, never per request.
-    fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Option<IpSlot>> {
-        if self.max == 0 {
-            return Some(None);
-        }
-        let mut open = self.open.lock().expect("per-ip lock");
-        let n = open.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(Some(IpSlot(Arc::clone(self), ip)))
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut open = self.0.open.lock().expect("per-ip lock");
-        if let Some(n) = open.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.1);
-            }
-        }
-    }
 }
 
 /// Resolves once `stop` is true (at once if it already is).

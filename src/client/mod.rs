@@ -4,6 +4,7 @@
 mod activity;
 mod body;
 pub mod head_scan;
+pub mod per_ip;
 mod timed_io;
 
 pub use activity::{Activity, Busy};
