@@ -16,7 +16,7 @@ pub struct AccessRecord {
     pub listener: Arc<str>,
     /// Client address (TCP peer).
     pub client: SocketAddr,
-    /// Request method.
+    /// The client's method.
     pub method: Method,
     /// Request path, without the query (which may carry secrets).
     pub path: String,

@@ -30,7 +30,8 @@ pub enum Header {
     Local,
 }
 
-/// Parse progress.
+/// How far a parse of the bytes read so far got: a header and its length, or how many bytes
+/// are needed before it can say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     /// A complete header of `len` bytes.

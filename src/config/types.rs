@@ -127,7 +127,7 @@ pub enum SameSite {
 /// `[pool.NAME.cookie]`: the affinity cookie.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CookieConfig {
-    /// Cookie name.
+    /// The name tether's cookie is set and read under (stripped before the backend sees it).
     pub name: String,
     /// `Path` attribute.
     pub path: String,
@@ -157,7 +157,7 @@ pub enum Protocol {
 /// One `[pool.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
-    /// Balancing algorithm.
+    /// How clients that are not pinned are placed.
     pub balance: Balance,
     /// Time to establish a TCP connection to a backend.
     pub connect_timeout: Duration,
@@ -182,7 +182,7 @@ pub struct PoolConfig {
     pub slow_start: Duration,
     /// What to do when no backend is up.
     pub all_down: AllDown,
-    /// Stickiness mode.
+    /// How a client is kept on (or, for `spread`, moved off) its backend.
     pub affinity: AffinityMode,
     /// What `balance = "hash"` hashes.
     pub hash_key: HashKey,
@@ -233,7 +233,7 @@ pub struct HealthConfig {
 pub enum HealthCheck {
     /// `GET path`; passes when the status is within `expect` (inclusive).
     Http {
-        /// Request path.
+        /// The path the check requests (with the backend's address as `Host`).
         path: String,
         /// Accepted status range.
         expect: (u16, u16),
