@@ -145,7 +145,9 @@ async fn serve(path: &Path, config: Config) -> anyhow::Result<()> {
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break; }
             _ = hup.recv() => {
                 if let Err(e) = control.reload().await {
-                    tracing::error!(config = %path.display(), problems = %e, "reload refused; the running config keeps serving");
+                    // One problem per line in the file's order; one log line, so it stays one event.
+                    let problems = e.to_string().replace('\n', " | ");
+                    tracing::error!(config = %path.display(), %problems, "reload refused; the running config keeps serving");
                 }
             }
         }

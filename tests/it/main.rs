@@ -27,6 +27,7 @@ mod multi_proxy;
 mod passive;
 mod proxy_protocol;
 mod reload;
+mod reload_problems;
 mod routes;
 mod sigterm;
 mod spread;
