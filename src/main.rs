@@ -103,6 +103,11 @@ fn init_tracing() {
 
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
+    tracing::info!(version = %env!("CARGO_PKG_VERSION"), config = %path.display(), "tether starting");
+    // The same warnings `check` prints (e.g. a derived cookie key anyone with the file can forge).
+    for warning in &config.warnings {
+        tracing::warn!(config = %path.display(), "{warning}");
+    }
     // The control plane runs on this thread's runtime; with `threads = 1` it serves the
     // connections too, otherwise `Control::start` starts one current-thread runtime per worker
     // thread (see `tether::workers`): no work-stealing scheduler's cross-thread bookkeeping on

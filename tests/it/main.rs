@@ -31,6 +31,7 @@ mod reload_problems;
 mod routes;
 mod sigterm;
 mod spread;
+mod startup_log;
 mod streaming;
 mod timeouts;
 mod tls;
