@@ -2,6 +2,7 @@
 
 mod common;
 
+mod access_retries;
 mod admin_api;
 mod check;
 mod cookie_affinity;
