@@ -29,6 +29,7 @@ mod passive;
 mod proxy_protocol;
 mod reload;
 mod reload_problems;
+mod request_id;
 mod routes;
 mod sigterm;
 mod spread;
