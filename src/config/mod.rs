@@ -174,6 +174,16 @@ weight = 2
     }
 
     #[test]
+    fn log_format_is_text_by_default_json_on_request_and_a_typo_is_named() {
+        assert_eq!(parse(GOOD).unwrap().log.format, LogFormat::Text);
+        let with = |f: &str| format!("{GOOD}\n[log]\nformat = \"{f}\"\n");
+        assert_eq!(parse(&with("json")).unwrap().log.format, LogFormat::Json);
+        let err = parse(&with("jsno")).unwrap_err().to_string();
+        assert!(err.contains("log.format (line 20)"), "{err}");
+        assert!(err.contains("did you mean \"json\"?"), "{err}");
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
         let err = parse("[[listener]\nname = 1").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");

@@ -12,6 +12,7 @@ use super::problems::{ConfigErrors, Problems};
 use super::raw::{self, RawConfig};
 use super::route::validate_routes;
 use super::structure;
+use super::suggest;
 use super::types::*;
 
 /// Reads and validates the config file at `path`.
@@ -217,11 +218,30 @@ fn validate(p: &mut Problems<'_>, raw: RawConfig, base: &Path) -> Option<Config>
         }
     }
 
+    let log = LogConfig {
+        format: match raw.log.as_ref().and_then(|l| l.format.as_ref()) {
+            None => LogFormat::Text,
+            Some(f) => match f.get_ref().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    p.add(
+                        "log.format",
+                        f,
+                        suggest::unknown_value("log format", other, &["text", "json"]),
+                    );
+                    LogFormat::Text
+                }
+            },
+        },
+    };
+
     p.list.is_empty().then(|| Config {
         runtime,
         admin,
         listeners,
         pools,
+        log,
         warnings: std::mem::take(&mut p.warnings),
     })
 }

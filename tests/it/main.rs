@@ -22,6 +22,7 @@ mod hostile_limits;
 mod hostile_slow;
 mod idle_release;
 mod ip_hash;
+mod json_logs;
 mod least_conn;
 mod metrics;
 mod multi_proxy;
