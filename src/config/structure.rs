@@ -4,7 +4,9 @@
 //! of the text, and serde runs again until the raw tree deserializes. Taking out never moves a
 //! byte: a wrong-typed value first becomes `""` padded with spaces (most keys are strings, so the
 //! file usually still deserializes and validation sees the rest of its table); an unknown key, or
-//! a value that is not a string either, has its whole lines overwritten with spaces. Every span
+//! a value that is not a string either, has its whole lines overwritten with spaces; a missing
+//! required key is written as `key = ""` on such a blanked line of its table, when there is one
+//! (a misspelled `adr = ...` leaves room for `addr = ""`). Every span
 //! and line number in the copy is therefore the original's, and validation problems on a line
 //! that was touched are dropped as echoes of the structural one.
 
@@ -23,7 +25,8 @@ const MAX_PASSES: usize = 200;
 
 /// What the structural pass found.
 pub(super) struct Structure {
-    /// The raw tree, unless an error could not be taken out (syntax, a missing required key).
+    /// The raw tree, unless an error could not be taken out (syntax, a missing required key
+    /// with no blanked line in its table to write it on).
     pub(super) raw: Option<RawConfig>,
     /// (line, message), in the order found.
     pub(super) problems: Vec<(usize, String)>,
@@ -97,11 +100,26 @@ pub(super) fn parse(text: &str) -> Structure {
         }
         let key = key_path(&path);
         let found = locate(&doc, &path);
-        if msg.starts_with("missing field") || found.is_none() {
-            // A required key is absent: there is nothing to take out, so serde cannot get past it.
+        if let Some(field) = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
             let line = err_line.or(found.as_ref().map(|f| f.line));
             out.problems
                 .push((line.unwrap_or(usize::MAX), at(&key, line, &msg)));
+            // A required key is absent. If its table has a line this pass blanked (typically the
+            // misspelled key itself), `key = ""` goes there and serde gets past it.
+            let filled = found
+                .as_ref()
+                .is_some_and(|f| fill_missing(&mut work, f, field, &mut out.touched, text));
+            if filled {
+                continue;
+            }
+            return out;
+        }
+        if found.is_none() {
+            out.problems
+                .push((err_line.unwrap_or(usize::MAX), at(&key, err_line, &msg)));
             return out;
         }
         let found = found.expect("located above");
@@ -273,6 +291,44 @@ fn blank(work: &mut [u8], ranges: &[Range<usize>], touched: &mut BTreeSet<usize>
         touched.extend(first..=line_of(&text, end));
     }
     changed
+}
+
+/// Writes `field = ""` on a line of the table `found` that this pass blanked (a whole line that
+/// held an entry, so never the inside of a value). False if the table has none long enough.
+fn fill_missing(
+    work: &mut [u8],
+    found: &Found,
+    field: &str,
+    touched: &mut BTreeSet<usize>,
+    text: &str,
+) -> bool {
+    if found.value.is_some() {
+        return false;
+    }
+    let Some(header) = found.lines.iter().map(|r| r.start).min() else {
+        return false;
+    };
+    let entry = format!("{field} = \"\"");
+    let mut pos = header;
+    // From the line after the header to the next header.
+    while let Some(newline) = work[pos..].iter().position(|&b| b == b'\n') {
+        pos += newline + 1;
+        let end = work[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(work.len(), |p| pos + p);
+        let line = &work[pos..end];
+        if line.trim_ascii_start().starts_with(b"[") {
+            return false;
+        }
+        let number = line_of(text, pos);
+        if touched.contains(&number) && line.iter().all(|&b| b == b' ') && line.len() >= entry.len()
+        {
+            work[pos..pos + entry.len()].copy_from_slice(entry.as_bytes());
+            return true;
+        }
+    }
+    false
 }
 
 /// Replaces the value at `span` with `""` and spaces (keeping newlines, so lines stay put).

@@ -258,3 +258,22 @@ fn an_unknown_key_without_a_near_miss_lists_the_valid_keys_at_its_level() {
         describe(&output)
     );
 }
+
+#[test]
+fn a_misspelled_required_key_is_named_and_the_rest_of_the_file_still_checked() {
+    let config = broken(&[
+        ("addr = \"127.0.0.1:9001\"", "adr = \"127.0.0.1:9001\""),
+        ("weight = 2", "weight = 0"),
+    ]);
+    let output = check_config(&config);
+    assert_eq!(
+        problems(&output),
+        [
+            "pool.app.backend[0] (line 17): missing field `addr`",
+            "pool.app.backend[0].adr (line 19): unknown key `adr`; did you mean `addr`?",
+            "pool.app.backend[1].weight (line 24): weight 0 out of range 1..=1000",
+        ],
+        "{}",
+        describe(&output)
+    );
+}
