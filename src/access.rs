@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use tokio::time::Instant;
 
 /// What is known about one request, logged on drop.
@@ -28,6 +28,8 @@ pub struct AccessRecord {
     pub backend: Option<Arc<str>>,
     /// Backends tried before the one that answered.
     pub retries: usize,
+    /// The request's id (`X-Request-Id`), once known.
+    pub request_id: Option<HeaderValue>,
     /// How the backend was chosen (`hit`, `new`, `redispatch_down`, ...).
     pub affinity: &'static str,
     /// Response body bytes sent.
@@ -68,6 +70,7 @@ impl Drop for AccessRecord {
             aborted = self.aborted,
             duration_ms = format_args!("{duration_ms:.3}"),
             client.addr = %self.client,
+            request.id = %self.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
         );
     }
 }

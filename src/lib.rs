@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod snapshot;

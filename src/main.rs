@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tether::config::{self, Config};
+use tether::config::{self, Config, LogFormat};
 use tether::control::Control;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -53,8 +53,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => {
-            init_tracing();
-            match run(&config) {
+            // The file says how to log, so it is read first; a bad one is reported in text.
+            let loaded = config::load(&config);
+            init_tracing(loaded.as_ref().map_or(LogFormat::Text, |c| c.log.format));
+            match run(&config, loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -91,18 +93,27 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line with the event's fields at the top level (`"request.id": ...`),
+        // as log shippers expect; the connection span's fields come along under "span".
+        LogFormat::Json => fmt.json().flatten_event(true).with_span_list(false).init(),
+    }
 }
 
-fn run(path: &Path) -> anyhow::Result<()> {
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
+fn run(path: &Path, loaded: Result<Config, config::ConfigErrors>) -> anyhow::Result<()> {
+    let config = loaded.map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
+    tracing::info!(version = %env!("CARGO_PKG_VERSION"), config = %path.display(), "tether starting");
+    // The same warnings `check` prints (e.g. a derived cookie key anyone with the file can forge).
+    for warning in &config.warnings {
+        tracing::warn!(config = %path.display(), "{warning}");
+    }
     // The control plane runs on this thread's runtime; with `threads = 1` it serves the
     // connections too, otherwise `Control::start` starts one current-thread runtime per worker
     // thread (see `tether::workers`): no work-stealing scheduler's cross-thread bookkeeping on
@@ -145,7 +156,9 @@ async fn serve(path: &Path, config: Config) -> anyhow::Result<()> {
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break; }
             _ = hup.recv() => {
                 if let Err(e) = control.reload().await {
-                    tracing::error!(config = %path.display(), problems = %e, "reload refused; the running config keeps serving");
+                    // One problem per line in the file's order; one log line, so it stays one event.
+                    let problems = e.to_string().replace('\n', " | ");
+                    tracing::error!(config = %path.display(), %problems, "reload refused; the running config keeps serving");
                 }
             }
         }

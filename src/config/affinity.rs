@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::problems::Problems;
 use super::raw::RawPool;
+use super::suggest;
 use super::types::{AffinityMode, Balance, CookieConfig, HashKey, SameSite};
 use crate::affinity::client_ip::TrustedProxies;
 use crate::affinity::cookie::MIN_KEY_LEN;
@@ -39,8 +40,10 @@ pub(super) fn validate(
                 p.add(
                     &format!("{key}.affinity"),
                     a,
-                    format_args!(
-                        "unknown affinity {other:?}; expected none, cookie, ip_hash or spread"
+                    suggest::unknown_value(
+                        "affinity",
+                        other,
+                        &["none", "cookie", "ip_hash", "spread"],
                     ),
                 );
                 AffinityMode::None
@@ -193,7 +196,7 @@ fn validate_cookie(
                 p.add(
                     &format!("{key}.same_site"),
                     s,
-                    format_args!("unknown same_site {other:?}; expected lax, strict or none"),
+                    suggest::unknown_value("same_site", other, &["lax", "strict", "none"]),
                 );
                 SameSite::Lax
             }

@@ -1,15 +1,18 @@
 //! Config file: raw serde structs (unknown keys rejected) validated into a typed [`Config`].
 //!
 //! Parsing happens in two steps so that `tether check` can report *every* problem at once:
-//! serde catches structural errors (syntax, unknown keys, wrong types: the first one stops it),
-//! then [`validate`] walks the raw tree and collects every semantic problem with its key path
-//! and line, e.g. `pool.app.backend[1].addr (line 14): invalid socket address "x"`.
+//! the structural pass (`structure`) runs serde again after each unknown key or wrong-typed
+//! value, taking it out, so it collects them all (with "did you mean" for near misses, from
+//! `suggest`); then [`validate`] walks the raw tree and collects every semantic problem. Each
+//! names its key path and line, e.g. `pool.app.backend[1].addr (line 14): ...`, sorted by line.
 
 mod affinity;
 mod pool;
 mod problems;
 mod raw;
 pub mod route;
+mod structure;
+mod suggest;
 mod types;
 mod validate;
 
@@ -81,8 +84,34 @@ weight = 2
     fn unknown_keys_are_errors_with_their_path() {
         let bad = GOOD.replace("weight = 2", "weight = 2\nwieght = 3");
         let err = parse(&bad).unwrap_err().to_string();
-        assert!(err.starts_with("pool.app.backend[1]"), "{err}");
-        assert!(err.contains("unknown field `wieght`"), "{err}");
+        assert!(
+            err.starts_with("pool.app.backend[1].wieght (line 18): unknown key `wieght`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `weight`?"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_bad_values_are_reported_together_in_line_order() {
+        let bad = GOOD
+            .replace("weight = 2", "wieght = 2")
+            .replace(
+                "balance = \"least_conn\"",
+                "balance = \"least_con\"\nhelth = 1",
+            )
+            .replace("addr = \"127.0.0.1:9001\"", "addr = 9001");
+        let err = parse(&bad).unwrap_err();
+        let lines: Vec<&str> = err.0.iter().map(String::as_str).collect();
+        assert_eq!(
+            lines,
+            [
+                "pool.app.balance (line 8): unknown balance \"least_con\"; did you mean \"least_conn\"? \
+                 (expected round_robin, least_conn, random or hash)",
+                "pool.app.helth (line 9): unknown key `helth`; did you mean `health`?",
+                "pool.app.backend[0].addr (line 13): invalid type: integer `9001`, expected a string",
+                "pool.app.backend[1].wieght (line 18): unknown key `wieght`; did you mean `weight`?",
+            ],
+        );
     }
 
     #[test]
@@ -142,6 +171,16 @@ weight = 2
             .unwrap_err()
             .to_string();
         assert!(err.contains("pool.app.idle_release"), "{err}");
+    }
+
+    #[test]
+    fn log_format_is_text_by_default_json_on_request_and_a_typo_is_named() {
+        assert_eq!(parse(GOOD).unwrap().log.format, LogFormat::Text);
+        let with = |f: &str| format!("{GOOD}\n[log]\nformat = \"{f}\"\n");
+        assert_eq!(parse(&with("json")).unwrap().log.format, LogFormat::Json);
+        let err = parse(&with("jsno")).unwrap_err().to_string();
+        assert!(err.contains("log.format (line 20)"), "{err}");
+        assert!(err.contains("did you mean \"json\"?"), "{err}");
     }
 
     #[test]

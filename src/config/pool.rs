@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::problems::Problems;
 use super::raw::{RawHealth, RawPassive, RawPool};
+use super::suggest;
 use super::types::{
     AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, PassiveConfig, PoolConfig,
     Protocol, UpstreamTls, MAX_WEIGHT,
@@ -31,8 +32,10 @@ pub(super) fn validate_pool(
                 p.add(
                     &format!("{key}.balance"),
                     b,
-                    format_args!(
-                        "unknown balance {other:?}; expected round_robin, least_conn, random or hash"
+                    suggest::unknown_value(
+                        "balance",
+                        other,
+                        &["round_robin", "least_conn", "random", "hash"],
                     ),
                 );
                 Balance::RoundRobin
@@ -130,7 +133,7 @@ pub(super) fn validate_pool(
                 p.add(
                     &format!("{key}.all_down"),
                     v,
-                    format_args!("unknown value {other:?}; expected \"route\" or \"fail\""),
+                    suggest::unknown_value("value", other, &["route", "fail"]),
                 );
                 AllDown::Route
             }
@@ -145,7 +148,7 @@ pub(super) fn validate_pool(
                 p.add(
                     &format!("{key}.protocol"),
                     v,
-                    format_args!("unknown protocol {other:?}; expected \"http1\" or \"h2\""),
+                    suggest::unknown_value("protocol", other, &["http1", "h2"]),
                 );
                 Protocol::Http1
             }
@@ -277,7 +280,7 @@ fn validate_health(p: &mut Problems<'_>, pool_key: &str, h: &Spanned<RawHealth>)
                 p.add(
                     &format!("{key}.check"),
                     c,
-                    format_args!("unknown check {other:?}; expected \"http\" or \"tcp\""),
+                    suggest::unknown_value("check", other, &["http", "tcp"]),
                 );
             }
             HealthCheck::Tcp

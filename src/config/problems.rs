@@ -25,6 +25,36 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Why `s` is not an `IP:port` socket address, and what would be: `invalid socket address
+/// "10.0.0.5": no port; expected IP:port, e.g. "10.0.0.5:9001"`.
+pub(super) fn bad_addr(s: &str) -> String {
+    const EXPECTED: &str = "expected IP:port, e.g. \"127.0.0.1:9001\"";
+    let why = if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        let example = SocketAddr::new(ip, 9001);
+        format!("no port; expected IP:port, e.g. \"{example}\"")
+    } else {
+        let split = match s.strip_prefix('[') {
+            Some(rest) => rest.split_once("]:"),
+            None => s.rsplit_once(':'),
+        };
+        match split {
+            None => format!("no port; {EXPECTED}"),
+            Some((_, "")) => format!("no port after the colon; {EXPECTED}"),
+            Some((_, port)) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("port {port:?} is not a number; {EXPECTED}")
+            }
+            Some((_, port)) if port.parse::<u16>().is_err() => {
+                format!("port {port} is out of range (0-65535)")
+            }
+            Some((host, _)) if host.contains(':') && !s.starts_with('[') => {
+                "an IPv6 address goes in brackets, e.g. \"[::1]:9001\"".to_string()
+            }
+            Some((host, _)) => format!("{host:?} is not an IP address; {EXPECTED}"),
+        }
+    };
+    format!("invalid socket address {s:?}: {why}")
+}
+
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -67,11 +97,7 @@ impl<'a> Problems<'a> {
         match raw.get_ref().parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.add(
-                    key,
-                    raw,
-                    format_args!("invalid socket address {:?}", raw.get_ref()),
-                );
+                self.add(key, raw, bad_addr(raw.get_ref()));
                 None
             }
         }
@@ -114,6 +140,37 @@ impl<'a> Problems<'a> {
                 );
                 default
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bad_addr;
+
+    #[test]
+    fn a_bad_address_says_what_is_wrong_and_what_is_expected() {
+        let cases = [
+            (
+                "10.0.0.5",
+                "no port; expected IP:port, e.g. \"10.0.0.5:9001\"",
+            ),
+            ("::1", "no port; expected IP:port, e.g. \"[::1]:9001\""),
+            ("app", "no port; expected IP:port"),
+            ("127.0.0.1:", "no port after the colon"),
+            ("127.0.0.1:99999", "port 99999 is out of range (0-65535)"),
+            ("127.0.0.1:http", "port \"http\" is not a number"),
+            ("app:8080", "\"app\" is not an IP address; expected IP:port"),
+            ("fe80::1:8080:x", "is not a number"),
+            ("fe80::1%eth0:80", "an IPv6 address goes in brackets"),
+        ];
+        for (input, expected) in cases {
+            let msg = bad_addr(input);
+            assert!(
+                msg.starts_with(&format!("invalid socket address {input:?}: ")),
+                "{msg}"
+            );
+            assert!(msg.contains(expected), "{input}: {msg}");
         }
     }
 }

@@ -17,6 +17,13 @@ pub(super) struct RawConfig {
     pub(super) listener: Vec<RawListener>,
     #[serde(default)]
     pub(super) pool: BTreeMap<String, RawPool>,
+    pub(super) log: Option<RawLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -23,6 +23,25 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     /// Things that are valid but probably not what the operator wants (printed by `check`).
     pub warnings: Vec<String>,
+    /// `[log]`: how log lines are written.
+    pub log: LogConfig,
+}
+
+/// `[log]`: how the event and access logs are written (fixed at startup).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Text (`key=value`) or JSON lines.
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `tracing`'s text lines, `key=value` fields (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, fields at the top level, for Loki, Elastic, Datadog and the like.
+    Json,
 }
 
 /// `[runtime]`: process-wide settings.

@@ -1,5 +1,5 @@
-//! Reading a config file: serde parses the raw tree (structural errors), then validation
-//! walks it and turns it into a typed [`Config`], collecting every semantic problem.
+//! Reading a config file: the structural pass deserializes the raw tree (collecting syntax,
+//! unknown-key and wrong-type problems), then validation walks it and turns it into a typed [`Config`], collecting every semantic problem.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -8,9 +8,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::pool;
-use super::problems::{line_of, ConfigErrors, Problems};
+use super::problems::{ConfigErrors, Problems};
 use super::raw::{self, RawConfig};
 use super::route::validate_routes;
+use super::structure;
+use super::suggest;
 use super::types::*;
 
 /// Reads and validates the config file at `path`.
@@ -28,23 +30,28 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates config text; relative file paths are resolved against `base`.
 pub fn parse_in(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-    let de = toml::Deserializer::new(text);
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = inner.message().to_string();
-        let line = inner
-            .span()
-            .map(|s| format!(" (line {})", line_of(text, s.start)))
-            .unwrap_or_default();
-        let path = if path == "." || path.is_empty() {
-            "config".to_string()
-        } else {
-            path
-        };
-        ConfigErrors(vec![format!("{path}{line}: {msg}")])
-    })?;
-    validate(raw, text, base)
+    let structure = structure::parse(text);
+    let Some(raw) = structure.raw else {
+        let mut list = structure.problems;
+        list.sort_by_key(|(line, _)| *line);
+        return Err(ConfigErrors(list.into_iter().map(|(_, msg)| msg).collect()));
+    };
+    let mut p = Problems::new(text);
+    let config = validate(&mut p, raw, base);
+    // Problems on a line the structural pass took out are its echoes (an `addr` that was
+    // `8080` reads as `""` to validation).
+    p.list.retain(|(line, _)| !structure.touched.contains(line));
+    p.list.extend(structure.problems);
+    match config {
+        Some(config) if p.list.is_empty() => Ok(config),
+        _ => {
+            // Report in file order, as an editor would show them.
+            p.list.sort_by_key(|(line, _)| *line);
+            Err(ConfigErrors(
+                p.list.into_iter().map(|(_, msg)| msg).collect(),
+            ))
+        }
+    }
 }
 
 /// Checks a listener's `tls` table and loads its certificates, so `check` catches bad files.
@@ -83,9 +90,8 @@ fn validate_tls(
     files
 }
 
-fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-    let mut p = Problems::new(text);
-
+/// The typed config, or `None` when `p` holds problems.
+fn validate(p: &mut Problems<'_>, raw: RawConfig, base: &Path) -> Option<Config> {
     let runtime = RuntimeConfig {
         threads: raw.runtime.threads.unwrap_or(0),
         shutdown_timeout: p.duration(
@@ -115,7 +121,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
 
     let mut pools = BTreeMap::new();
     for (name, rp) in &raw.pool {
-        if let Some(pool) = pool::validate_pool(&mut p, name, rp, base) {
+        if let Some(pool) = pool::validate_pool(p, name, rp, base) {
             pools.insert(name.clone(), pool);
         }
     }
@@ -152,7 +158,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
             ),
             _ => {}
         }
-        let routes = validate_routes(&mut p, &key, &rl.route, |name| raw.pool.contains_key(name));
+        let routes = validate_routes(p, &key, &rl.route, |name| raw.pool.contains_key(name));
         let max_connections = match &rl.max_connections {
             Some(v) if *v.get_ref() == 0 => {
                 p.add(&format!("{key}.max_connections"), v, "must be at least 1");
@@ -192,7 +198,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
             let tls = rl
                 .tls
                 .as_ref()
-                .map(|t| validate_tls(&mut p, &format!("{key}.tls"), t, base))
+                .map(|t| validate_tls(p, &format!("{key}.tls"), t, base))
                 .unwrap_or_default();
             listeners.push(ListenerConfig {
                 name,
@@ -212,19 +218,30 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
         }
     }
 
-    if p.list.is_empty() {
-        Ok(Config {
-            runtime,
-            admin,
-            listeners,
-            pools,
-            warnings: p.warnings,
-        })
-    } else {
-        // Report in file order, as an editor would show them.
-        p.list.sort_by_key(|(line, _)| *line);
-        Err(ConfigErrors(
-            p.list.into_iter().map(|(_, msg)| msg).collect(),
-        ))
-    }
+    let log = LogConfig {
+        format: match raw.log.as_ref().and_then(|l| l.format.as_ref()) {
+            None => LogFormat::Text,
+            Some(f) => match f.get_ref().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    p.add(
+                        "log.format",
+                        f,
+                        suggest::unknown_value("log format", other, &["text", "json"]),
+                    );
+                    LogFormat::Text
+                }
+            },
+        },
+    };
+
+    p.list.is_empty().then(|| Config {
+        runtime,
+        admin,
+        listeners,
+        pools,
+        log,
+        warnings: std::mem::take(&mut p.warnings),
+    })
 }

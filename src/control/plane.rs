@@ -153,6 +153,9 @@ impl Control {
         if new.admin != running.admin {
             tracing::warn!("[admin] changes take effect at the next restart");
         }
+        if new.log != running.log {
+            tracing::warn!("[log] changes take effect at the next restart");
+        }
         if new.runtime.threads != running.runtime.threads {
             tracing::warn!("runtime.threads changes take effect at the next restart");
         }

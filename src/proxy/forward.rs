@@ -85,6 +85,8 @@ pub(super) async fn forward(
             });
         };
         tried.push(i);
+        // Set per attempt, so a request that fails on every backend logs how many it retried.
+        record.retries = tried.len() - 1;
         let backend = &pool.backends[i];
         let in_flight = backend.start_request();
         let sent_at = Instant::now();
@@ -97,7 +99,6 @@ pub(super) async fn forward(
                     .stats
                     .count_response(status.as_u16(), sent_at.elapsed());
                 note_outcome(pool, backend, !(passive.on_5xx && status.is_server_error()));
-                record.retries = tried.len() - 1;
                 return Ok((resp, in_flight, release));
             }
             Err(Failure::Resendable(back, e)) => {

@@ -21,6 +21,7 @@ use crate::affinity::cookie_header::strip_cookie;
 use crate::client::Busy;
 use crate::config::{AffinityMode, Protocol};
 use crate::headers;
+use crate::request_id::{self, X_REQUEST_ID};
 use crate::snapshot::Shared;
 
 /// Proxies one client request; every failure becomes a response, never an error.
@@ -45,6 +46,7 @@ pub async fn handle(
         route: None,
         backend: None,
         retries: 0,
+        request_id: None,
         affinity: "none",
         bytes: 0,
         aborted: false,
@@ -59,7 +61,7 @@ pub async fn handle(
         // A client that sends this is confused or hostile: do not read another request from it.
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(resp);
+        return Ok(identified(resp, &mut record, request_id::generate()));
     }
     let snapshot = shared.snapshot.load();
     let routed = match snapshot.listeners.get(&*listener.name) {
@@ -73,10 +75,8 @@ pub async fn handle(
     };
     let Some((pool, route)) = routed else {
         record.status = StatusCode::NOT_FOUND;
-        return Ok(local_response(
-            record.status,
-            "no route matches this request\n",
-        ));
+        let resp = local_response(record.status, "no route matches this request\n");
+        return Ok(identified(resp, &mut record, request_id::generate()));
     };
     if log {
         record.route = route.map(|r| Arc::clone(&r.name));
@@ -91,7 +91,10 @@ pub async fn handle(
     let upgrade = Upgrade::take(&mut req);
     let trusted = pool.sticky.is_trusted(client.ip());
     let h2_upstream = pool.settings.upstream.protocol == Protocol::H2;
+    let id = request_id::for_request(req.headers(), trusted);
     let mut req = to_upstream(req, client, trusted, &listener, h2_upstream);
+    req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+    record.request_id = Some(id.clone());
     if let Some(upgrade) = &upgrade {
         upgrade.forward(req.headers_mut());
     }
@@ -123,6 +126,7 @@ pub async fn handle(
             }
             record.status = resp.status();
             record.backend = Some(Arc::clone(&backend.id));
+            resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
             if let (true, Some(upgrade)) = (switched, upgrade) {
                 let tunnel = upgrade.splice(resp, in_flight, busy, pool.settings.drain);
                 return Ok(tunnel.map(|()| ProxyBody::Local(None)));
@@ -138,9 +142,21 @@ pub async fn handle(
         Err(e) => {
             record.status = e.status();
             tracing::debug!(listener.name = %listener.name, error = %e, "request failed");
-            local_response(e.status(), &format!("{e}\n"))
+            let resp = local_response(e.status(), &format!("{e}\n"));
+            identified(resp, &mut record, id)
         }
     })
+}
+
+/// `resp` with `id` as its `X-Request-Id`, and `id` in the access record.
+fn identified(
+    mut resp: Response<ProxyBody>,
+    record: &mut AccessRecord,
+    id: HeaderValue,
+) -> Response<ProxyBody> {
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+    record.request_id = Some(id);
+    resp
 }
 
 fn unix_now() -> u64 {

@@ -190,3 +190,90 @@ fn every_problem_in_a_file_is_reported_at_once() {
         &["pool.app.backend[1].addr", "runtime.shutdown_timeout"],
     );
 }
+
+/// The lines of `output`'s stderr that name a problem (every line but the closing count).
+fn problems(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| !l.ends_with("problem(s)"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_kind_of_mistake_is_reported_in_one_run_in_line_order_with_suggestions() {
+    let config = broken(&[
+        (
+            "shutdown_timeout = \"30s\"",
+            "shutdown_timeout = \"soonish\"",
+        ),
+        ("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:99999\""),
+        (
+            "balance = \"round_robin\"",
+            "balance = \"least_con\"\nhelth = { path = \"/healthz\" }",
+        ),
+        ("max_header_size = 32768", "max_header_size = \"32k\""),
+        ("addr = \"127.0.0.1:9001\"", "addr = \"10.0.0.5\""),
+        ("weight = 2", "wieght = 2"),
+    ]);
+
+    let output = check_config(&config);
+
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let expected = [
+        "runtime.shutdown_timeout (line 3): invalid duration \"soonish\"",
+        "listener[0].listen (line 7): invalid socket address \"127.0.0.1:99999\": \
+         port 99999 is out of range (0-65535)",
+        "listener[0].max_header_size (line 9): invalid type: string \"32k\", expected usize",
+        "pool.app.balance (line 13): unknown balance \"least_con\"; did you mean \"least_conn\"?",
+        "pool.app.helth (line 14): unknown key `helth`; did you mean `health`?",
+        "pool.app.backend[0].addr (line 20): invalid socket address \"10.0.0.5\": no port; \
+         expected IP:port, e.g. \"10.0.0.5:9001\"",
+        "pool.app.backend[1].wieght (line 25): unknown key `wieght`; did you mean `weight`?",
+    ];
+    let lines = problems(&output);
+    assert_eq!(lines.len(), expected.len(), "{}", describe(&output));
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(want),
+            "{line:?} should start with {want:?}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{} problem(s)", expected.len())),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn an_unknown_key_without_a_near_miss_lists_the_valid_keys_at_its_level() {
+    let config = broken(&[("weight = 2", "weight = 2\nbogus = 1")]);
+    let output = check_config(&config);
+    assert_eq!(
+        problems(&output),
+        ["pool.app.backend[1].bogus (line 25): unknown key `bogus`; valid keys here: id, addr, weight"],
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn a_misspelled_required_key_is_named_and_the_rest_of_the_file_still_checked() {
+    let config = broken(&[
+        ("addr = \"127.0.0.1:9001\"", "adr = \"127.0.0.1:9001\""),
+        ("weight = 2", "weight = 0"),
+    ]);
+    let output = check_config(&config);
+    assert_eq!(
+        problems(&output),
+        [
+            "pool.app.backend[0] (line 17): missing field `addr`",
+            "pool.app.backend[0].adr (line 19): unknown key `adr`; did you mean `addr`?",
+            "pool.app.backend[1].weight (line 24): weight 0 out of range 1..=1000",
+        ],
+        "{}",
+        describe(&output)
+    );
+}

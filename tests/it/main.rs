@@ -2,6 +2,7 @@
 
 mod common;
 
+mod access_retries;
 mod admin_api;
 mod check;
 mod cookie_affinity;
@@ -22,15 +23,19 @@ mod hostile_limits;
 mod hostile_slow;
 mod idle_release;
 mod ip_hash;
+mod json_logs;
 mod least_conn;
 mod metrics;
 mod multi_proxy;
 mod passive;
 mod proxy_protocol;
 mod reload;
+mod reload_problems;
+mod request_id;
 mod routes;
 mod sigterm;
 mod spread;
+mod startup_log;
 mod streaming;
 mod timeouts;
 mod tls;

@@ -288,8 +288,16 @@ fn listening_addrs(lines: &[String]) -> HashMap<String, SocketAddr> {
     addrs
 }
 
-/// The value of `key=value` in a tracing fmt line, tolerating quotes and span braces.
+/// The value of `key=value` in a tracing fmt line, tolerating quotes and span braces; or of
+/// `"key": value` in a JSON line (`[log] format = "json"`).
 pub fn field(line: &str, key: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let object: serde_json::Value = serde_json::from_str(line).ok()?;
+        return match object.get(key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+    }
     let needle = format!("{key}=");
     let start = line
         .match_indices(&needle)
