@@ -225,7 +225,11 @@ impl Backend {
         if changed {
             self.stats.count_health_transition();
             if healthy {
-                self.up_since.store(now_ms(), Ordering::Relaxed);
+                let now = now_ms();
+                self.up_since.store(now, Ordering::Relaxed);
+                // Passing active checks again ends a passive ejection (which cleared the
+                // verdict): the checks are better evidence than the ejection's timer.
+                self.ejected_until.fetch_min(now, Ordering::AcqRel);
             }
         }
         changed
@@ -250,25 +254,41 @@ impl Backend {
         (elapsed / ramp.as_millis() as f64).clamp(0.05, 1.0)
     }
 
-    /// Records the outcome of a request for passive health; returns the ejection period if this
-    /// failure ejected the backend.
+    /// Records the outcome of a request that started at `started` (ms, [`now_ms`]) for passive
+    /// health; returns the ejection period if this failure ejected the backend.
     pub fn record_outcome(
         &self,
         ok: bool,
+        started: u64,
+        policy: &crate::config::PassiveConfig,
+    ) -> Option<Duration> {
+        self.record_outcome_at(ok, started, now_ms(), policy)
+    }
+
+    /// [`Self::record_outcome`] at time `now` (ms).
+    ///
+    /// One failure episode is one ejection: a request that started before the current (or
+    /// last) ejection ended tells nothing new. When a backend freezes under load, every request
+    /// already sent to it fails together after the ejection; counting those would eject it again
+    /// and again, doubling the period each time.
+    pub fn record_outcome_at(
+        &self,
+        ok: bool,
+        started: u64,
+        now: u64,
         policy: &crate::config::PassiveConfig,
     ) -> Option<Duration> {
         if ok {
             self.consecutive_failures.store(0, Ordering::Relaxed);
             return None;
         }
-        if policy.failures == 0 {
+        if policy.failures == 0 || started < self.ejected_until.load(Ordering::Acquire) {
             return None;
         }
         let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n < policy.failures {
             return None;
         }
-        let now = now_ms();
         // Concurrent failures race to eject; only the one that resets the counter does.
         if self
             .consecutive_failures
@@ -383,29 +403,72 @@ mod tests {
         assert_eq!(b.state_at(now, &DRAIN), State::Disabled);
     }
 
+    const POLICY: PassiveConfig = PassiveConfig {
+        failures: 3,
+        on_5xx: true,
+        eject: Duration::from_secs(1),
+        max_eject: Duration::from_secs(3),
+    };
+
     #[test]
     fn passive_ejection_backs_off_exponentially() {
         let b = backend();
-        let policy = PassiveConfig {
-            failures: 3,
-            on_5xx: true,
-            eject: Duration::from_secs(1),
-            max_eject: Duration::from_secs(3),
-        };
-        assert_eq!(b.record_outcome(false, &policy), None);
+        let mut t = 1_000;
+        assert_eq!(b.record_outcome_at(false, t, t, &POLICY), None);
         assert_eq!(
-            b.record_outcome(true, &policy),
+            b.record_outcome_at(true, t, t, &POLICY),
             None,
             "a success resets the streak"
         );
-        let periods: Vec<_> = (0..9)
-            .filter_map(|_| b.record_outcome(false, &policy))
-            .collect();
+        let mut periods = Vec::new();
+        for _ in 0..9 {
+            // Each failure from a request sent after the previous ejection ended.
+            if let Some(p) = b.record_outcome_at(false, t, t, &POLICY) {
+                periods.push(p);
+                t += p.as_millis() as u64;
+            }
+        }
         assert_eq!(
             periods,
             [1, 2, 3].map(Duration::from_secs).to_vec(),
             "doubling, capped at max_eject"
         );
+        assert!(!b.is_healthy_at(t - 1));
+    }
+
+    #[test]
+    fn requests_sent_before_an_ejection_cannot_extend_it() {
+        let b = backend();
+        let sent = 1_000;
+        let ejected: Vec<_> = (0..3)
+            .filter_map(|i| b.record_outcome_at(false, sent, sent + 300 + i, &POLICY))
+            .collect();
+        assert_eq!(ejected, [Duration::from_secs(1)]);
+        // The rest of the requests in flight at the freeze fail after the ejection.
+        for i in 0..50 {
+            assert_eq!(
+                b.record_outcome_at(false, sent, sent + 310 + i, &POLICY),
+                None
+            );
+        }
+        assert_eq!(b.stats.snapshot().ejections, 1);
+        assert!(!b.is_healthy_at(sent + 1_200));
+        assert!(b.is_healthy_at(sent + 1_303), "back after one period");
+    }
+
+    #[test]
+    fn passing_active_checks_again_ends_an_ejection() {
+        let b = backend();
+        let now = now_ms();
+        let long = PassiveConfig {
+            eject: Duration::from_secs(60),
+            ..POLICY
+        };
+        let ejected = (0..3).find_map(|_| b.record_outcome_at(false, now, now, &long));
+        assert!(ejected.is_some());
+        b.require_recheck();
         assert!(!b.is_healthy_at(now_ms()));
+        b.set_healthy(true);
+        assert!(b.is_healthy_at(now_ms()), "checks passed: ejection over");
     }
 }

@@ -19,6 +19,7 @@ use super::error::ProxyError;
 use crate::access::AccessRecord;
 use crate::backend::{Backend, InFlight};
 use crate::client::{ClientBody, TooSlow};
+use crate::clock::now_ms;
 use crate::pool::sticky::Plan;
 use crate::pool::Pool;
 use crate::stats;
@@ -88,6 +89,8 @@ pub(super) async fn forward(
         let backend = &pool.backends[i];
         let in_flight = backend.start_request();
         let sent_at = Instant::now();
+        // Passive health ignores outcomes of requests sent before an ejection.
+        let started = now_ms();
         let outcome = attempt(backend, &pool.settings, req).await;
         let passive = &pool.settings.passive;
         match outcome {
@@ -96,7 +99,12 @@ pub(super) async fn forward(
                 backend
                     .stats
                     .count_response(status.as_u16(), sent_at.elapsed());
-                note_outcome(pool, backend, !(passive.on_5xx && status.is_server_error()));
+                note_outcome(
+                    pool,
+                    backend,
+                    started,
+                    !(passive.on_5xx && status.is_server_error()),
+                );
                 record.retries = tried.len() - 1;
                 return Ok((resp, in_flight, release));
             }
@@ -106,7 +114,7 @@ pub(super) async fn forward(
                     backend.stats.count_redispatch();
                 }
                 backend.stats.count_failure(stats::Failure::Connect);
-                note_outcome(pool, backend, false);
+                note_outcome(pool, backend, started, false);
                 tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
@@ -127,7 +135,7 @@ pub(super) async fn forward(
                     _ => stats::Failure::Upstream,
                 };
                 backend.stats.count_failure(kind);
-                note_outcome(pool, backend, false);
+                note_outcome(pool, backend, started, false);
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
                 if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
@@ -147,8 +155,8 @@ pub(super) async fn forward(
 }
 
 /// Feeds passive health; logs an ejection.
-fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
-    if let Some(period) = backend.record_outcome(ok, &pool.settings.passive) {
+fn note_outcome(pool: &Pool, backend: &Backend, started: u64, ok: bool) {
+    if let Some(period) = backend.record_outcome(ok, started, &pool.settings.passive) {
         tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
         if pool.settings.health.is_some() {
             backend.require_recheck();
