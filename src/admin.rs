@@ -214,11 +214,22 @@ struct BackendStatus<'a> {
     addr: String,
     weight: u32,
     state: &'static str,
+    /// Requests in flight on every instance of the id.
     in_flight: usize,
     idle_connections: usize,
     parked_connections: usize,
     #[serde(flatten)]
     counters: BackendSnapshot,
+    /// Earlier instances of the id (another address) still draining after a change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    draining_instances: Vec<DrainingInstance>,
+}
+
+#[derive(Serialize)]
+struct DrainingInstance {
+    addr: String,
+    state: &'static str,
+    in_flight: usize,
 }
 
 fn status(control: &Control) -> serde_json::Value {
@@ -228,18 +239,29 @@ fn status(control: &Control) -> serde_json::Value {
     names.sort();
     for name in names {
         let pool = &routes.pools[name];
+        let drain = &pool.settings.drain;
+        // One entry per id, however many instances of it are still draining.
         let backends: Vec<BackendStatus<'_>> = pool
-            .backends
-            .iter()
-            .map(|b| BackendStatus {
-                id: &b.id,
-                addr: b.addr.to_string(),
-                weight: b.weight(),
-                state: b.state(&pool.settings.drain).as_str(),
-                in_flight: b.in_flight(),
-                idle_connections: b.idle.len(),
-                parked_connections: b.idle.parked(),
-                counters: b.stats.snapshot(),
+            .by_id()
+            .into_iter()
+            .map(|g| BackendStatus {
+                id: &g.current.id,
+                addr: g.current.addr.to_string(),
+                weight: g.current.weight(),
+                state: g.current.state(drain).as_str(),
+                in_flight: g.in_flight(),
+                idle_connections: g.current.idle.len(),
+                parked_connections: g.current.idle.parked(),
+                counters: g.current.stats.snapshot(),
+                draining_instances: g
+                    .draining
+                    .iter()
+                    .map(|b| DrainingInstance {
+                        addr: b.addr.to_string(),
+                        state: b.state(drain).as_str(),
+                        in_flight: b.in_flight(),
+                    })
+                    .collect(),
             })
             .collect();
         pools.insert(name.clone(), json!({ "backends": backends }));

@@ -107,8 +107,9 @@ pub struct Backend {
     up_since: AtomicU64,
     /// Set when the backend was removed from the config and lingers only to drain.
     removing: AtomicBool,
-    /// Counters and histograms for `/status` and `/metrics`.
-    pub stats: BackendStats,
+    /// Counters and histograms for `/status` and `/metrics`; shared with the instance of the
+    /// same id this one replaced (new address), so an id's counters never split or reset.
+    pub stats: Arc<BackendStats>,
     /// Idle keep-alive connections to this backend.
     pub idle: IdleConns,
 }
@@ -130,7 +131,7 @@ impl Backend {
             last_pinned: AtomicU64::new(0),
             up_since: AtomicU64::new(now_ms()),
             removing: AtomicBool::new(false),
-            stats: BackendStats::default(),
+            stats: Arc::default(),
             idle: IdleConns::new(max_idle),
         }
     }
@@ -322,6 +323,13 @@ impl Backend {
     pub fn mark_removing(&self) {
         self.removing.store(true, Ordering::Relaxed);
         self.set_admin_state(AdminState::Draining);
+    }
+
+    /// Takes a backend that was draining after its removal back into the config (re-added with
+    /// the same address): it serves again as the one instance of its id.
+    pub fn revive(&self) {
+        self.removing.store(false, Ordering::Relaxed);
+        self.set_admin_state(AdminState::Enabled);
     }
 
     /// True when the backend was removed and lingers only to drain.

@@ -70,7 +70,10 @@ pub fn render(control: &Control) -> String {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for (pool_name, pool) in &pools {
-            for b in &pool.backends {
+            // One series set per id: an earlier instance still draining after an address change
+            // shares the current one's counters, and its requests count in `in_flight`.
+            for g in pool.by_id() {
+                let b = g.current;
                 let labels = format!(
                     "pool=\"{}\",backend=\"{}\",addr=\"{}\"",
                     escape(pool_name),
@@ -94,7 +97,7 @@ pub fn render(control: &Control) -> String {
                         }
                     }
                     "tether_backend_in_flight" => {
-                        let _ = writeln!(out, "{name}{{{labels}}} {}", b.in_flight());
+                        let _ = writeln!(out, "{name}{{{labels}}} {}", g.in_flight());
                     }
                     "tether_backend_state" => {
                         let now = b.state(&pool.settings.drain);
