@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod access;
 pub mod admin;
 pub mod affinity;
