@@ -94,7 +94,18 @@ pub(super) async fn forward(
         let outcome = attempt(backend, &pool.settings, req).await;
         let passive = &pool.settings.passive;
         match outcome {
-            Ok((resp, release)) => {
+            Ok((mut resp, release)) => {
+                if let UpstreamBody::Inline(body) = resp.body_mut() {
+                    if let Err(e) = body.check_start() {
+                        // Nothing of it can reach the client: answer 502, not an empty 200.
+                        backend.stats.count_failure(stats::Failure::Upstream);
+                        note_outcome(pool, backend, started, false);
+                        record.backend = Some(Arc::clone(&backend.id));
+                        record.retries = tried.len() - 1;
+                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
+                        return Err(ProxyError::UpstreamH1(e));
+                    }
+                }
                 let status = resp.status();
                 backend
                     .stats

@@ -60,6 +60,11 @@ pub async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(resp);
     }
+    // tether is a reverse proxy: a tunnel to wherever the client names is not its job.
+    if req.method() == http::Method::CONNECT {
+        record.status = StatusCode::NOT_IMPLEMENTED;
+        return Ok(local_response(record.status, "CONNECT is not supported\n"));
+    }
     let snapshot = shared.snapshot.load();
     let Some(pool) = snapshot.pools.get(&listener.pool) else {
         record.status = StatusCode::SERVICE_UNAVAILABLE;
