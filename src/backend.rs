@@ -101,6 +101,9 @@ pub struct Backend {
     ejected_until: AtomicU64,
     consecutive_failures: AtomicU32,
     ejections: AtomicU32,
+    /// When a request last succeeded (ms, 0 = never): a connect that failed while others
+    /// succeeded is congestion, not ill health.
+    last_ok: AtomicU64,
     drain_started: AtomicU64,
     last_pinned: AtomicU64,
     /// When the backend last became able to take new clients (for slow start).
@@ -127,6 +130,7 @@ impl Backend {
             ejected_until: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
+            last_ok: AtomicU64::new(0),
             drain_started: AtomicU64::new(0),
             last_pinned: AtomicU64::new(0),
             up_since: AtomicU64::new(now_ms()),
@@ -281,6 +285,7 @@ impl Backend {
     ) -> Option<Duration> {
         if ok {
             self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.last_ok.fetch_max(now, Ordering::Relaxed);
             return None;
         }
         if policy.failures == 0 || started < self.ejected_until.load(Ordering::Acquire) {
@@ -312,6 +317,24 @@ impl Backend {
             .store(now + period.as_millis() as u64, Ordering::Release);
         self.stats.count_ejection();
         Some(period)
+    }
+
+    /// Records a connection to the backend that could not be made (or a reused one found
+    /// closed) for a request that started at `started`; returns the ejection period if this
+    /// ejected the backend.
+    ///
+    /// A connect that failed while the backend answered other requests says more about the
+    /// path to it (a burst of tether's own connects overflowing its accept queue) than about
+    /// the backend: it does not count toward an ejection.
+    pub fn record_connect_failure(
+        &self,
+        started: u64,
+        policy: &crate::config::PassiveConfig,
+    ) -> Option<Duration> {
+        if self.last_ok.load(Ordering::Relaxed) >= started {
+            return None;
+        }
+        self.record_outcome(false, started, policy)
     }
 
     /// After an ejection, with active checks configured, the backend must pass them again.
@@ -478,5 +501,22 @@ mod tests {
         assert!(!b.is_healthy_at(now_ms()));
         b.set_healthy(true);
         assert!(b.is_healthy_at(now_ms()), "checks passed: ejection over");
+    }
+
+    #[test]
+    fn connect_failures_while_the_backend_serves_others_do_not_eject_it() {
+        let b = backend();
+        let started = now_ms();
+        // Another request succeeds while these connects are still trying.
+        b.record_outcome(true, started, &POLICY);
+        for _ in 0..10 {
+            assert_eq!(b.record_connect_failure(started, &POLICY), None);
+        }
+        assert!(b.is_healthy_at(now_ms()));
+        // Connects started after the last success count as usual.
+        std::thread::sleep(Duration::from_millis(2));
+        let later = now_ms();
+        let ejected = (0..3).find_map(|_| b.record_connect_failure(later, &POLICY));
+        assert!(ejected.is_some(), "a backend nobody reaches is ejected");
     }
 }

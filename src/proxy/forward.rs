@@ -125,7 +125,8 @@ pub(super) async fn forward(
                     backend.stats.count_redispatch();
                 }
                 backend.stats.count_failure(stats::Failure::Connect);
-                note_outcome(pool, backend, started, false);
+                let ejected = backend.record_connect_failure(started, &pool.settings.passive);
+                note_ejection(pool, backend, ejected);
                 tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
@@ -167,7 +168,13 @@ pub(super) async fn forward(
 
 /// Feeds passive health; logs an ejection.
 fn note_outcome(pool: &Pool, backend: &Backend, started: u64, ok: bool) {
-    if let Some(period) = backend.record_outcome(ok, started, &pool.settings.passive) {
+    let ejected = backend.record_outcome(ok, started, &pool.settings.passive);
+    note_ejection(pool, backend, ejected);
+}
+
+/// Logs an ejection; with active checks, the backend must pass them again.
+fn note_ejection(pool: &Pool, backend: &Backend, ejected: Option<std::time::Duration>) {
+    if let Some(period) = ejected {
         tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
         if pool.settings.health.is_some() {
             backend.require_recheck();
