@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::conn::IdleConns;
+use crate::queue::Queue;
 use crate::stats::BackendStats;
 
 /// What an operator asked of a backend.
@@ -115,6 +116,8 @@ pub struct Backend {
     pub stats: Arc<BackendStats>,
     /// Idle keep-alive connections to this backend.
     pub idle: IdleConns,
+    /// Requests waiting for a slot under the pool's `max_connections`.
+    pub queue: Queue,
 }
 
 impl Backend {
@@ -137,6 +140,7 @@ impl Backend {
             removing: AtomicBool::new(false),
             stats: Arc::default(),
             idle: IdleConns::new(max_idle),
+            queue: Queue::default(),
         }
     }
 
@@ -159,6 +163,19 @@ impl Backend {
     pub fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// Counts a request as started if fewer than `max` are in flight (`max = 0`: no cap).
+    pub fn try_start_request(self: &Arc<Self>, max: usize) -> Option<InFlight> {
+        if max == 0 {
+            return Some(self.start_request());
+        }
+        self.in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(Arc::clone(self)))
     }
 
     /// The operator's setting.
@@ -375,7 +392,8 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.queue.freed();
     }
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod queue;
 pub mod server;
 pub mod snapshot;
 pub mod stats;

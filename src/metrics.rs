@@ -14,7 +14,7 @@ pub fn render(control: &Control) -> String {
     pools.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = String::with_capacity(4096);
 
-    let families: [(&str, &str, &str); 10] = [
+    let families: [(&str, &str, &str); 11] = [
         (
             "tether_backend_responses_total",
             "counter",
@@ -59,6 +59,11 @@ pub fn render(control: &Control) -> String {
             "tether_backend_pinned_while_draining_total",
             "counter",
             "Requests from pinned clients that arrived while the backend was draining.",
+        ),
+        (
+            "tether_backend_queue_full_total",
+            "counter",
+            "Requests answered 503 at the backend's max_connections (queue full or queue_timeout).",
         ),
         (
             "tether_backend_response_seconds",
@@ -118,6 +123,9 @@ pub fn render(control: &Control) -> String {
                     }
                     "tether_backend_redispatches_total" => {
                         let _ = writeln!(out, "{name}{{{labels}}} {}", s.redispatches);
+                    }
+                    "tether_backend_queue_full_total" => {
+                        let _ = writeln!(out, "{name}{{{labels}}} {}", s.queue_full);
                     }
                     "tether_backend_pinned_while_draining_total" => {
                         let _ = writeln!(out, "{name}{{{labels}}} {}", s.pinned_while_draining);

@@ -54,8 +54,10 @@ fn slow_accepting_backend() -> (SocketAddr, Arc<AtomicU64>) {
     (addr, served)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_connect_burst_against_small_accept_queues_ejects_no_backend() {
+/// Two slow-accepting backends behind a pool with `pool_extra`, then 40 clients sending 3
+/// requests each at once: far more connects than either accept queue takes. Returns tether
+/// (alive), the statuses the clients got, and what each backend served.
+async fn burst(pool_extra: &str) -> (Tether, Vec<u16>, u64) {
     let (a, served_a) = slow_accepting_backend();
     let (b, served_b) = slow_accepting_backend();
     let config = format!(
@@ -72,6 +74,7 @@ pool = "app"
 connect_timeout = "100ms"
 max_idle_per_backend = 0
 passive = {{ failures = 3, eject = "30s" }}
+{pool_extra}
 
 [[pool.app.backend]]
 id = "a"
@@ -83,11 +86,7 @@ addr = "{b}"
 "#
     );
     let tether = Tether::start(&config).await;
-    let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
-
-    // 40 requests at once, then more as they finish: far more connects than either accept
-    // queue takes, spread over a couple of seconds.
     let mut burst = JoinSet::new();
     for i in 0..40 {
         let client = client.clone();
@@ -103,33 +102,46 @@ addr = "{b}"
     while let Some(done) = burst.join_next().await {
         statuses.extend(done.expect("client"));
     }
+    let served = served_a.load(Ordering::Relaxed) + served_b.load(Ordering::Relaxed);
+    (tether, statuses, served)
+}
 
-    let status = admin.status().await;
-    let connect_errors: u64 = ["a", "b"]
-        .iter()
-        .map(|id| {
-            count(
-                common::admin::backend_in(&status, "app", id).unwrap(),
-                "connect_errors",
-            )
-        })
-        .sum();
+/// Asserts neither backend was ejected or is down; returns their connect errors.
+async fn assert_none_ejected(tether: &Tether) -> u64 {
+    let status = Admin::new(tether.addr("admin")).status().await;
+    let mut connect_errors = 0;
     for id in ["a", "b"] {
         let entry = common::admin::backend_in(&status, "app", id).unwrap();
+        connect_errors += count(entry, "connect_errors");
         assert_eq!(
             count(entry, "ejections"),
             0,
-            "{id} was ejected by tether's own connect burst ({connect_errors} connect errors; \
-             served a={} b={}): {status}",
-            served_a.load(Ordering::Relaxed),
-            served_b.load(Ordering::Relaxed)
+            "{id} was ejected by tether's own connect burst: {status}"
         );
         assert_eq!(entry["state"], "up", "{entry}");
     }
+    connect_errors
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_burst_against_small_accept_queues_ejects_no_backend() {
+    let (tether, statuses, served) = burst("").await;
+    let connect_errors = assert_none_ejected(&tether).await;
     assert!(
         connect_errors > 0,
-        "the burst did not overflow an accept queue; the test proves nothing: {status}"
+        "the burst did not overflow an accept queue; the test proves nothing"
     );
-    let served = served_a.load(Ordering::Relaxed) + served_b.load(Ordering::Relaxed);
     assert!(served > 0, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_connection_cap_the_burst_waits_its_turn_and_every_request_succeeds() {
+    let cap = "max_connections = 1\nmax_pending = 100\nqueue_timeout = \"10s\"";
+    let (tether, statuses, served) = burst(cap).await;
+    assert_eq!(assert_none_ejected(&tether).await, 0, "no connect failed");
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "every request must succeed: {statuses:?}"
+    );
+    assert_eq!(served, 120);
 }

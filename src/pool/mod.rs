@@ -109,6 +109,9 @@ impl Pool {
                 health: config.health.clone(),
                 upstream: settings::upstream_proto(config),
                 retry_idempotent: config.retry_idempotent,
+                max_connections: config.max_connections,
+                max_pending: config.max_pending,
+                queue_timeout: config.queue_timeout,
             },
         }
     }

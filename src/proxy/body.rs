@@ -74,14 +74,15 @@ pub enum ProxyBody {
     Upstream {
         /// The backend's body.
         inner: UpstreamBody,
-        /// Keeps the request counted as in flight on its backend.
-        in_flight: InFlight,
         /// Logs the request when the body ends.
         record: AccessRecord,
         /// Keeps the client connection out of its idle timeout.
         busy: Option<Busy>,
         /// Returns the upstream connection for reuse once the body is done.
         release: Release,
+        /// Keeps the request counted as in flight on its backend. Declared (so dropped) last:
+        /// a request waiting for this backend's slot then finds the connection idle.
+        in_flight: InFlight,
     },
     /// A body produced by tether itself (errors, admin answers).
     Local(Option<Bytes>),

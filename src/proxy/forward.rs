@@ -69,25 +69,43 @@ pub(super) async fn forward(
     let replay = (pool.settings.retry_idempotent && pool.backends.len() > 1)
         .then(|| Replay::of(&req))
         .flatten();
+    // Backends passed over at `max_connections`: with no other to try, the request waits for
+    // the first of them.
+    let mut full: SmallVec<[usize; 4]> = SmallVec::new();
+    let mut attempts = 0;
+    let max = pool.settings.max_connections;
     loop {
+        let pinned = next.is_some();
         let pick = next.take().or_else(|| match plan.hash {
             Some(key) => pool
                 .retry_hash(key, &tried)
                 .or_else(|| pool.pick_new(&tried)),
             None => pool.pick_new(&tried),
         });
-        let Some(i) = pick else {
-            return Err(if tried.is_empty() {
-                ProxyError::NoBackend
-            } else {
-                ProxyError::AllUnreachable {
-                    attempts: tried.len(),
+        let (i, in_flight) = match pick {
+            Some(i) => {
+                tried.push(i);
+                match pool.backends[i].try_start_request(max) {
+                    Some(guard) => (i, guard),
+                    // Another backend first; a pinned client waits for its own.
+                    None if !pinned => {
+                        full.push(i);
+                        continue;
+                    }
+                    None => (i, queue(pool, i, record).await?),
                 }
-            });
+            }
+            None => match full.first().copied() {
+                Some(i) => {
+                    full.clear();
+                    (i, queue(pool, i, record).await?)
+                }
+                None if attempts == 0 => return Err(ProxyError::NoBackend),
+                None => return Err(ProxyError::AllUnreachable { attempts }),
+            },
         };
-        tried.push(i);
+        attempts += 1;
         let backend = &pool.backends[i];
-        let in_flight = backend.start_request();
         let sent_at = Instant::now();
         // Passive health ignores outcomes of requests sent before an ejection.
         let started = now_ms();
@@ -101,7 +119,7 @@ pub(super) async fn forward(
                         backend.stats.count_failure(stats::Failure::Upstream);
                         note_outcome(pool, backend, started, false);
                         record.backend = Some(Arc::clone(&backend.id));
-                        record.retries = tried.len() - 1;
+                        record.retries = attempts - 1;
                         tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
                         return Err(ProxyError::UpstreamH1(e));
                     }
@@ -116,7 +134,7 @@ pub(super) async fn forward(
                     started,
                     !(passive.on_5xx && status.is_server_error()),
                 );
-                record.retries = tried.len() - 1;
+                record.retries = attempts - 1;
                 return Ok((resp, in_flight, release));
             }
             Err(Failure::Resendable(back, e)) => {
@@ -164,6 +182,25 @@ pub(super) async fn forward(
             }
         }
     }
+}
+
+/// Waits in backend `i`'s queue for a slot under `max_connections`; refused (503) when the
+/// queue is full or the wait reaches `queue_timeout`.
+async fn queue(pool: &Pool, i: usize, record: &mut AccessRecord) -> Result<InFlight, ProxyError> {
+    let (b, s) = (&pool.backends[i], &pool.settings);
+    let admitted = b
+        .queue
+        .wait(
+            || b.try_start_request(s.max_connections),
+            s.max_pending,
+            s.queue_timeout,
+        )
+        .await;
+    admitted.ok_or_else(|| {
+        b.stats.count_queue_full();
+        record.backend = Some(Arc::clone(&b.id));
+        ProxyError::QueueFull
+    })
 }
 
 /// Feeds passive health; logs an ejection.
