@@ -246,6 +246,22 @@ impl Backend {
     /// Publishes an active health verdict; returns true if it changed.
     pub fn set_healthy(&self, healthy: bool) -> bool {
         let changed = self.healthy.swap(healthy, Ordering::AcqRel) != healthy;
+        self.healthy_changed(changed, healthy)
+    }
+
+    /// Publishes an active health verdict `to` only if the verdict is still `from` (what the
+    /// checker last saw): a passive ejection that cleared it in between is not undone by a
+    /// probe that started before it. Returns true if it changed.
+    pub fn change_healthy(&self, from: bool, to: bool) -> bool {
+        let changed = from != to
+            && self
+                .healthy
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        self.healthy_changed(changed, to)
+    }
+
+    fn healthy_changed(&self, changed: bool, healthy: bool) -> bool {
         if changed {
             self.stats.count_health_transition();
             if healthy {
