@@ -17,10 +17,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
+use crate::accept::AcceptBackoff;
 use crate::backend::AdminState;
+use crate::client::{Busy, TimedIo};
 use crate::control::{Control, ControlError};
 use crate::proxy::local_response;
 use crate::proxy::ProxyBody;
@@ -29,6 +32,18 @@ use crate::stats::BackendSnapshot;
 
 /// Largest admin request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+
+/// Admin connections served at once; at the limit the listener stops accepting (new ones wait
+/// in the kernel's backlog), so a flood of connections cannot take tether's descriptors or the
+/// main thread, which also runs the data plane's accept loops.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// A request head must arrive within this of the connection (or of its first byte, on a
+/// keep-alive connection), else the connection is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An idle keep-alive admin connection is closed after this.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves the admin API on `tcp` until `stop` turns true.
 pub async fn serve(
@@ -39,23 +54,40 @@ pub async fn serve(
 ) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let token: Option<Arc<str>> = token.map(Into::into);
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = AcceptBackoff::default();
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
+            _ = stopped(&mut stop) => break,
+        };
         let (stream, _) = tokio::select! {
             accepted = tcp.accept() => match accepted {
                 Ok(conn) => conn,
-                Err(_) => continue,
+                Err(e) => {
+                    backoff.pause("admin", &e).await;
+                    continue;
+                }
             },
             _ = stopped(&mut stop) => break,
         };
+        backoff.succeeded();
         let (control, token, builder) = (Arc::clone(&control), token.clone(), Arc::clone(&builder));
         tokio::spawn(async move {
+            // The data plane's deadlines: a head within HEADER_TIMEOUT, idle for IDLE_TIMEOUT.
+            let io = TimedIo::new(stream, HEADER_TIMEOUT, IDLE_TIMEOUT, None);
+            let activity = io.activity();
             let service = service_fn(move |req| {
                 let (control, token) = (Arc::clone(&control), token.clone());
-                async move { Ok::<_, Infallible>(handle(&control, token.as_deref(), req).await) }
+                let busy = Busy::new(&activity);
+                async move {
+                    let resp = handle(&control, token.as_deref(), req).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(resp)
+                }
             });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = builder.serve_connection(TokioIo::new(io), service).await;
+            drop(permit);
         });
     }
 }
@@ -222,6 +254,7 @@ struct BackendStatus<'a> {
     addr: String,
     weight: u32,
     state: &'static str,
+    /// Requests in flight on every instance of the id.
     in_flight: usize,
     idle_connections: usize,
     parked_connections: usize,
@@ -230,6 +263,16 @@ struct BackendStatus<'a> {
     drain: Option<crate::backend::DrainProgress>,
     #[serde(flatten)]
     counters: BackendSnapshot,
+    /// Earlier instances of the id (another address) still draining after a change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    draining_instances: Vec<DrainingInstance>,
+}
+
+#[derive(Serialize)]
+struct DrainingInstance {
+    addr: String,
+    state: &'static str,
+    in_flight: usize,
 }
 
 fn status(control: &Control) -> serde_json::Value {
@@ -239,19 +282,30 @@ fn status(control: &Control) -> serde_json::Value {
     names.sort();
     for name in names {
         let pool = &routes.pools[name];
+        let drain = &pool.settings.drain;
+        // One entry per id, however many instances of it are still draining.
         let backends: Vec<BackendStatus<'_>> = pool
-            .backends
-            .iter()
-            .map(|b| BackendStatus {
-                id: &b.id,
-                addr: b.addr.to_string(),
-                weight: b.weight(),
-                state: b.state(&pool.settings.drain).as_str(),
-                in_flight: b.in_flight(),
-                idle_connections: b.idle.len(),
-                parked_connections: b.idle.parked(),
-                drain: b.drain_progress(crate::clock::now_ms(), &pool.settings.drain),
-                counters: b.stats.snapshot(),
+            .by_id()
+            .into_iter()
+            .map(|g| BackendStatus {
+                id: &g.current.id,
+                addr: g.current.addr.to_string(),
+                weight: g.current.weight(),
+                state: g.current.state(drain).as_str(),
+                in_flight: g.in_flight(),
+                idle_connections: g.current.idle.len(),
+                parked_connections: g.current.idle.parked(),
+                drain: g.current.drain_progress(crate::clock::now_ms(), drain),
+                counters: g.current.stats.snapshot(),
+                draining_instances: g
+                    .draining
+                    .iter()
+                    .map(|b| DrainingInstance {
+                        addr: b.addr.to_string(),
+                        state: b.state(drain).as_str(),
+                        in_flight: b.in_flight(),
+                    })
+                    .collect(),
             })
             .collect();
         pools.insert(name.clone(), json!({ "backends": backends }));

@@ -62,8 +62,9 @@ pub async fn run(shared: Arc<Shared>, pool: String) {
                     fails: 0,
                 };
             }
+            let seen = s.healthy;
             update(&mut s, result.is_ok(), &health);
-            if b.set_healthy(s.healthy) {
+            if b.change_healthy(seen, s.healthy) {
                 if s.healthy {
                     tracing::info!(pool.name = %pool, backend.id = %b.id, backend.addr = %b.addr, "health check passed: backend up");
                 } else {

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod access;
 pub mod admin;
 pub mod affinity;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod queue;
 pub mod request_id;
 pub mod routing;
 pub mod server;

@@ -14,7 +14,7 @@ pub fn render(control: &Control) -> String {
     pools.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = String::with_capacity(4096);
 
-    let families: [(&str, &str, &str); 10] = [
+    let families: [(&str, &str, &str); 11] = [
         (
             "tether_backend_responses_total",
             "counter",
@@ -61,6 +61,11 @@ pub fn render(control: &Control) -> String {
             "Requests from pinned clients that arrived while the backend was draining.",
         ),
         (
+            "tether_backend_queue_full_total",
+            "counter",
+            "Requests answered 503 at the backend's max_connections (queue full or queue_timeout).",
+        ),
+        (
             "tether_backend_response_seconds",
             "histogram",
             "Time from sending the request to the backend's response headers.",
@@ -70,7 +75,10 @@ pub fn render(control: &Control) -> String {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for (pool_name, pool) in &pools {
-            for b in &pool.backends {
+            // One series set per id: an earlier instance still draining after an address change
+            // shares the current one's counters, and its requests count in `in_flight`.
+            for g in pool.by_id() {
+                let b = g.current;
                 let labels = format!(
                     "pool=\"{}\",backend=\"{}\",addr=\"{}\"",
                     escape(pool_name),
@@ -94,7 +102,7 @@ pub fn render(control: &Control) -> String {
                         }
                     }
                     "tether_backend_in_flight" => {
-                        let _ = writeln!(out, "{name}{{{labels}}} {}", b.in_flight());
+                        let _ = writeln!(out, "{name}{{{labels}}} {}", g.in_flight());
                     }
                     "tether_backend_state" => {
                         let now = b.state(&pool.settings.drain);
@@ -115,6 +123,9 @@ pub fn render(control: &Control) -> String {
                     }
                     "tether_backend_redispatches_total" => {
                         let _ = writeln!(out, "{name}{{{labels}}} {}", s.redispatches);
+                    }
+                    "tether_backend_queue_full_total" => {
+                        let _ = writeln!(out, "{name}{{{labels}}} {}", s.queue_full);
                     }
                     "tether_backend_pinned_while_draining_total" => {
                         let _ = writeln!(out, "{name}{{{labels}}} {}", s.pinned_while_draining);

@@ -23,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::accept::AcceptBackoff;
 use crate::client::per_ip::{Admission, PerIpLimit};
 use crate::client::{Busy, TimedIo};
 use crate::config::ListenerConfig;
@@ -118,6 +119,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
     });
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     let per_ip = Arc::new(PerIpLimit::new(cfg.max_connections_per_ip));
+    let mut backoff = AcceptBackoff::default();
     loop {
         // At the limit, stop accepting: new clients wait in the kernel backlog instead of
         // being accepted and dropped.
@@ -130,13 +132,13 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
                 Ok(conn) => conn,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(listener.name = %conn_env.ctx.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    backoff.pause(&conn_env.ctx.name, &e).await;
                     continue;
                 }
             },
             _ = stopped(&mut stop) => break,
         };
+        backoff.succeeded();
         let open = OpenConnection::new(&stats);
         let _ = stream.set_nodelay(true);
         let env = Arc::clone(&conn_env);

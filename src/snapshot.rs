@@ -108,4 +108,48 @@ mod tests {
         }
         drop(guard);
     }
+
+    #[test]
+    fn a_backend_re_added_while_draining_is_one_backend_again() {
+        let first = Snapshot::build(&config(&format!("{A}{B}")), None);
+        let b = Arc::clone(&first.pools["p"].backends[1]);
+        let _guard = b.start_request();
+        let removed = Snapshot::build(&config(A), Some(&first));
+        assert!(b.is_removing());
+        let back = Snapshot::build(&config(&format!("{A}{B}")), Some(&removed));
+        let pool = &back.pools["p"];
+        assert_eq!(pool.backends.len(), 2, "b once, not twice");
+        assert!(
+            Arc::ptr_eq(&pool.backends[1], &b),
+            "the same backend takes its place"
+        );
+        assert!(!b.is_removing());
+        assert_eq!(b.state(&pool.settings.drain), State::Up);
+    }
+
+    #[test]
+    fn a_new_address_for_an_id_shares_its_counters_and_reports_once() {
+        let first = Snapshot::build(&config(&format!("{A}{B}")), None);
+        let old_b = Arc::clone(&first.pools["p"].backends[1]);
+        let _guard = old_b.start_request();
+        old_b.stats.count_pin();
+        let moved = B.replace("127.0.0.1:2", "127.0.0.1:3");
+        let second = Snapshot::build(&config(&format!("{A}{moved}")), Some(&first));
+        let pool = &second.pools["p"];
+        assert_eq!(
+            pool.backends.len(),
+            3,
+            "the old instance drains behind the new one"
+        );
+        let groups = pool.by_id();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[1].current.addr.port(), 3);
+        assert_eq!(groups[1].draining.len(), 1);
+        assert_eq!(groups[1].in_flight(), 1);
+        assert_eq!(
+            groups[1].current.stats.snapshot().pins,
+            1,
+            "counters carried on"
+        );
+    }
 }

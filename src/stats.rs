@@ -33,6 +33,7 @@ pub struct BackendStats {
     pins: AtomicU64,
     redispatches: AtomicU64,
     pinned_while_draining: AtomicU64,
+    queue_full: AtomicU64,
     /// Cumulative-free bucket counts; rendered cumulatively.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -61,6 +62,9 @@ pub struct BackendSnapshot {
     pub redispatches: u64,
     /// Requests from pinned clients that arrived while it was draining.
     pub pinned_while_draining: u64,
+    /// Requests answered 503 because it was at `max_connections` and its queue was full or
+    /// the wait reached `queue_timeout` (tether's refusal, not the backend's failure).
+    pub queue_full: u64,
 }
 
 impl BackendStats {
@@ -113,6 +117,11 @@ impl BackendStats {
         self.pinned_while_draining.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request refused at the backend's cap (queue full or `queue_timeout`).
+    pub fn count_queue_full(&self) {
+        self.queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Copies the counters.
     pub fn snapshot(&self) -> BackendSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -128,6 +137,7 @@ impl BackendStats {
             pins: load(&self.pins),
             redispatches: load(&self.redispatches),
             pinned_while_draining: load(&self.pinned_while_draining),
+            queue_full: load(&self.queue_full),
         }
     }
 

@@ -43,6 +43,11 @@ pub(super) fn validate_pool(
         },
     };
     let sticky = super::affinity::validate(p, &key, name, rp, balance);
+    let queue_timeout = p.duration(
+        &format!("{key}.queue_timeout"),
+        &rp.queue_timeout,
+        Duration::from_secs(1),
+    );
     let connect_timeout = p.duration(
         &format!("{key}.connect_timeout"),
         &rp.connect_timeout,
@@ -206,6 +211,9 @@ pub(super) fn validate_pool(
         protocol,
         tls,
         retry_idempotent: rp.retry_idempotent.unwrap_or(true),
+        max_connections: rp.max_connections.unwrap_or(0),
+        max_pending: rp.max_pending.unwrap_or(100),
+        queue_timeout,
         backends,
     })
 }

@@ -118,6 +118,9 @@ pub(super) struct RawPool {
     pub(super) tls_ca: Option<Spanned<String>>,
     pub(super) tls_sni: Option<Spanned<String>>,
     pub(super) retry_idempotent: Option<bool>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_pending: Option<usize>,
+    pub(super) queue_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) backend: Vec<RawBackend>,
 }

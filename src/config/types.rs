@@ -219,6 +219,12 @@ pub struct PoolConfig {
     pub tls: Option<UpstreamTls>,
     /// Replay safe bodiless requests on another backend when one fails before responding.
     pub retry_idempotent: bool,
+    /// Requests in flight to one backend at once (0: no cap).
+    pub max_connections: usize,
+    /// Requests waiting for a backend at its cap, per backend; more are answered 503.
+    pub max_pending: usize,
+    /// Longest a request waits for a backend at its cap before it is answered 503.
+    pub queue_timeout: Duration,
     /// Backends, in file order.
     pub backends: Vec<BackendConfig>,
 }

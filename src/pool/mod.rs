@@ -37,17 +37,33 @@ pub struct Pool {
 impl Pool {
     /// Builds a pool, reusing backends from `previous` by id and address.
     pub fn build(name: &str, config: &PoolConfig, previous: Option<&Pool>) -> Self {
-        let find_old = |id: &str| previous.and_then(|p| p.backends.iter().find(|b| &*b.id == id));
+        // Every earlier instance of an id: the configured one first, then any still draining.
+        let old_of = |id: &str| -> Vec<&Arc<Backend>> {
+            previous.map_or_else(Vec::new, |p| {
+                p.backends.iter().filter(|b| &*b.id == id).collect()
+            })
+        };
         let mut backends: Vec<Arc<Backend>> = config
             .backends
             .iter()
-            .map(|b| match find_old(&b.id) {
-                Some(old) if old.addr == b.addr && !old.is_removing() => {
+            .map(|b| match old_of(&b.id).into_iter().find(|old| old.addr == b.addr) {
+                Some(old) => {
+                    // Re-added while it drained after a removal: it takes its place again
+                    // rather than serving beside a second instance of the same id.
+                    if old.is_removing() {
+                        old.revive();
+                        tracing::info!(pool.name = %name, backend.id = %old.id, backend.addr = %old.addr, "backend re-added while draining; serving again");
+                    }
                     old.set_weight(b.weight);
                     Arc::clone(old)
                 }
-                _ => {
-                    let fresh = Backend::new(&b.id, b.addr, b.weight, config.max_idle_per_backend);
+                None => {
+                    let mut fresh =
+                        Backend::new(&b.id, b.addr, b.weight, config.max_idle_per_backend);
+                    // A new address for a known id: the id's counters carry on.
+                    if let Some(old) = old_of(&b.id).first() {
+                        fresh.stats = Arc::clone(&old.stats);
+                    }
                     // A backend added to a running pool with health checks proves itself first.
                     if config.health.is_some() && previous.is_some() {
                         fresh.set_healthy(false);
@@ -93,6 +109,9 @@ impl Pool {
                 health: config.health.clone(),
                 upstream: settings::upstream_proto(config),
                 retry_idempotent: config.retry_idempotent,
+                max_connections: config.max_connections,
+                max_pending: config.max_pending,
+                queue_timeout: config.queue_timeout,
             },
         }
     }
@@ -153,8 +172,46 @@ impl Pool {
             .retry_hash(&self.backends, &self.settings.drain, key, tried)
     }
 
+    /// Backends grouped by id, in list order: one entry per id, as `/status` and `/metrics`
+    /// report them.
+    pub fn by_id(&self) -> Vec<IdGroup<'_>> {
+        let mut groups: Vec<IdGroup<'_>> = Vec::with_capacity(self.backends.len());
+        for b in &self.backends {
+            match groups.iter_mut().find(|g| g.current.id == b.id) {
+                Some(g) => g.draining.push(b),
+                None => groups.push(IdGroup {
+                    current: b,
+                    draining: Vec::new(),
+                }),
+            }
+        }
+        groups
+    }
+
     /// Index of the backend with this id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.backends.iter().position(|b| &*b.id == id)
+    }
+}
+
+/// The instances of one backend id in a pool.
+#[derive(Debug)]
+pub struct IdGroup<'a> {
+    /// The configured instance (or, for a removed id, the first that lingers).
+    pub current: &'a Arc<Backend>,
+    /// Earlier instances of the id (another address) that linger only to drain; they share
+    /// `current`'s counters.
+    pub draining: Vec<&'a Arc<Backend>>,
+}
+
+impl IdGroup<'_> {
+    /// Every instance, current first.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        std::iter::once(self.current).chain(self.draining.iter().copied())
+    }
+
+    /// Requests in flight on every instance of the id.
+    pub fn in_flight(&self) -> usize {
+        self.all().map(|b| b.in_flight()).sum()
     }
 }

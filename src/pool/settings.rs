@@ -33,6 +33,12 @@ pub struct PoolSettings {
     pub upstream: UpstreamProto,
     /// Replay GET/HEAD/OPTIONS without a body on another backend after a reset.
     pub retry_idempotent: bool,
+    /// Requests in flight to one backend at once (0: no cap).
+    pub max_connections: usize,
+    /// Requests that may wait for one backend at its cap.
+    pub max_pending: usize,
+    /// Longest such a wait.
+    pub queue_timeout: Duration,
 }
 
 /// The pool's upstream protocol and TLS client (certificates were checked by validation).

@@ -18,6 +18,7 @@ use http::{Response, StatusCode};
 use crate::access::AccessRecord;
 use crate::backend::InFlight;
 use crate::client::Busy;
+use crate::stats::Failure;
 use crate::upstream::h1::H1Body;
 use crate::upstream::Release;
 
@@ -73,14 +74,15 @@ pub enum ProxyBody {
     Upstream {
         /// The backend's body.
         inner: UpstreamBody,
-        /// Keeps the request counted as in flight on its backend.
-        in_flight: InFlight,
         /// Logs the request when the body ends.
         record: AccessRecord,
         /// Keeps the client connection out of its idle timeout.
         busy: Option<Busy>,
         /// Returns the upstream connection for reuse once the body is done.
         release: Release,
+        /// Keeps the request counted as in flight on its backend. Declared (so dropped) last:
+        /// a request waiting for this backend's slot then finds the connection idle.
+        in_flight: InFlight,
     },
     /// A body produced by tether itself (errors, admin answers).
     Local(Option<Bytes>),
@@ -102,7 +104,12 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            Self::Upstream { inner, record, .. } => {
+            Self::Upstream {
+                inner,
+                record,
+                in_flight,
+                ..
+            } => {
                 let polled = Pin::new(inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
@@ -110,7 +117,12 @@ impl Body for ProxyBody {
                             record.bytes += data.len() as u64;
                         }
                     }
-                    Poll::Ready(Some(Err(_))) => record.aborted = true,
+                    Poll::Ready(Some(Err(_))) => {
+                        // The head went out as the backend's status; the body broke off: an
+                        // upstream failure (logged `aborted=true`), whatever the status said.
+                        record.aborted = true;
+                        in_flight.backend().stats.count_failure(Failure::Upstream);
+                    }
                     _ => {}
                 }
                 polled

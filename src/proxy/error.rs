@@ -8,6 +8,10 @@ pub enum ProxyError {
     /// The listener's pool has no backend that may take a request.
     #[error("no backend available")]
     NoBackend,
+    /// Every eligible backend was at `max_connections` with its queue full, or the wait for
+    /// one timed out.
+    #[error("backends busy: queue full or queue_timeout reached")]
+    QueueFull,
     /// Every eligible backend refused or timed out the connection.
     #[error("no backend reachable ({attempts} tried)")]
     AllUnreachable {
@@ -35,7 +39,7 @@ impl ProxyError {
     /// The status the client receives.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoBackend | Self::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::AllUnreachable { .. } | Self::Upstream(_) | Self::UpstreamH1(_) => {
                 StatusCode::BAD_GATEWAY
             }

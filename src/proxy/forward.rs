@@ -19,6 +19,7 @@ use super::error::ProxyError;
 use crate::access::AccessRecord;
 use crate::backend::{Backend, InFlight};
 use crate::client::{ClientBody, TooSlow};
+use crate::clock::now_ms;
 use crate::pool::sticky::Plan;
 use crate::pool::Pool;
 use crate::stats;
@@ -68,37 +69,73 @@ pub(super) async fn forward(
     let replay = (pool.settings.retry_idempotent && pool.backends.len() > 1)
         .then(|| Replay::of(&req))
         .flatten();
+    // Backends passed over at `max_connections`: with no other to try, the request waits for
+    // the first of them.
+    let mut full: SmallVec<[usize; 4]> = SmallVec::new();
+    let mut attempts = 0;
+    let max = pool.settings.max_connections;
     loop {
+        let pinned = next.is_some();
         let pick = next.take().or_else(|| match plan.hash {
             Some(key) => pool
                 .retry_hash(key, &tried)
                 .or_else(|| pool.pick_new(&tried)),
             None => pool.pick_new(&tried),
         });
-        let Some(i) = pick else {
-            return Err(if tried.is_empty() {
-                ProxyError::NoBackend
-            } else {
-                ProxyError::AllUnreachable {
-                    attempts: tried.len(),
+        let (i, in_flight) = match pick {
+            Some(i) => {
+                tried.push(i);
+                match pool.backends[i].try_start_request(max) {
+                    Some(guard) => (i, guard),
+                    // Another backend first; a pinned client waits for its own.
+                    None if !pinned => {
+                        full.push(i);
+                        continue;
+                    }
+                    None => (i, queue(pool, i, record).await?),
                 }
-            });
+            }
+            None => match full.first().copied() {
+                Some(i) => {
+                    full.clear();
+                    (i, queue(pool, i, record).await?)
+                }
+                None if attempts == 0 => return Err(ProxyError::NoBackend),
+                None => return Err(ProxyError::AllUnreachable { attempts }),
+            },
         };
-        tried.push(i);
+        attempts += 1;
         // Set per attempt, so a request that fails on every backend logs how many it retried.
-        record.retries = tried.len() - 1;
+        record.retries = attempts - 1;
         let backend = &pool.backends[i];
-        let in_flight = backend.start_request();
         let sent_at = Instant::now();
+        // Passive health ignores outcomes of requests sent before an ejection.
+        let started = now_ms();
         let outcome = attempt(backend, &pool.settings, req).await;
         let passive = &pool.settings.passive;
         match outcome {
-            Ok((resp, release)) => {
+            Ok((mut resp, release)) => {
+                if let UpstreamBody::Inline(body) = resp.body_mut() {
+                    if let Err(e) = body.check_start() {
+                        // Nothing of it can reach the client: answer 502, not an empty 200.
+                        backend.stats.count_failure(stats::Failure::Upstream);
+                        note_outcome(pool, backend, started, false);
+                        record.backend = Some(Arc::clone(&backend.id));
+                        record.retries = attempts - 1;
+                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
+                        return Err(ProxyError::UpstreamH1(e));
+                    }
+                }
                 let status = resp.status();
                 backend
                     .stats
                     .count_response(status.as_u16(), sent_at.elapsed());
-                note_outcome(pool, backend, !(passive.on_5xx && status.is_server_error()));
+                note_outcome(
+                    pool,
+                    backend,
+                    started,
+                    !(passive.on_5xx && status.is_server_error()),
+                );
                 return Ok((resp, in_flight, release));
             }
             Err(Failure::Resendable(back, e)) => {
@@ -107,7 +144,8 @@ pub(super) async fn forward(
                     backend.stats.count_redispatch();
                 }
                 backend.stats.count_failure(stats::Failure::Connect);
-                note_outcome(pool, backend, false);
+                let ejected = backend.record_connect_failure(started, &pool.settings.passive);
+                note_ejection(pool, backend, ejected);
                 tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
@@ -128,7 +166,7 @@ pub(super) async fn forward(
                     _ => stats::Failure::Upstream,
                 };
                 backend.stats.count_failure(kind);
-                note_outcome(pool, backend, false);
+                note_outcome(pool, backend, started, false);
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
                 if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
@@ -147,9 +185,34 @@ pub(super) async fn forward(
     }
 }
 
+/// Waits in backend `i`'s queue for a slot under `max_connections`; refused (503) when the
+/// queue is full or the wait reaches `queue_timeout`.
+async fn queue(pool: &Pool, i: usize, record: &mut AccessRecord) -> Result<InFlight, ProxyError> {
+    let (b, s) = (&pool.backends[i], &pool.settings);
+    let admitted = b
+        .queue
+        .wait(
+            || b.try_start_request(s.max_connections),
+            s.max_pending,
+            s.queue_timeout,
+        )
+        .await;
+    admitted.ok_or_else(|| {
+        b.stats.count_queue_full();
+        record.backend = Some(Arc::clone(&b.id));
+        ProxyError::QueueFull
+    })
+}
+
 /// Feeds passive health; logs an ejection.
-fn note_outcome(pool: &Pool, backend: &Backend, ok: bool) {
-    if let Some(period) = backend.record_outcome(ok, &pool.settings.passive) {
+fn note_outcome(pool: &Pool, backend: &Backend, started: u64, ok: bool) {
+    let ejected = backend.record_outcome(ok, started, &pool.settings.passive);
+    note_ejection(pool, backend, ejected);
+}
+
+/// Logs an ejection; with active checks, the backend must pass them again.
+fn note_ejection(pool: &Pool, backend: &Backend, ejected: Option<std::time::Duration>) {
+    if let Some(period) = ejected {
         tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, eject_for = ?period, "backend ejected after consecutive failures");
         if pool.settings.health.is_some() {
             backend.require_recheck();

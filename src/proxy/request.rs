@@ -63,6 +63,11 @@ pub async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(identified(resp, &mut record, request_id::generate()));
     }
+    // tether is a reverse proxy: a tunnel to wherever the client names is not its job.
+    if req.method() == http::Method::CONNECT {
+        record.status = StatusCode::NOT_IMPLEMENTED;
+        return Ok(local_response(record.status, "CONNECT is not supported\n"));
+    }
     let snapshot = shared.snapshot.load();
     let routed = match snapshot.listeners.get(&*listener.name) {
         Some(table) => table.route(req.method(), req.uri(), req.headers()),

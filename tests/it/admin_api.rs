@@ -42,7 +42,7 @@ async fn traffic(client: &Http1, n: usize, backends: &[&TestBackend]) -> Vec<u64
 async fn a_backend_put_at_runtime_takes_traffic_and_can_be_reweighted() {
     let a = TestBackend::start("a").await;
     let c = TestBackend::start("c").await;
-    let tether = Tether::start(&config(&[&a], None)).await;
+    let tether = Tether::start(config(&[&a], None)).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
     assert_eq!(traffic(&client, 4, &[&a, &c]).await, [4, 0]);
@@ -73,7 +73,7 @@ async fn a_backend_put_at_runtime_takes_traffic_and_can_be_reweighted() {
 async fn a_deleted_backend_drains_its_open_request_then_leaves_status() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&[&a, &b], None)).await;
+    let tether = Tether::start(config(&[&a, &b], None)).await;
     let admin = Admin::new(tether.addr("admin"));
 
     let hold_client = Http1::new(tether.addr("web"));
@@ -142,7 +142,7 @@ fn shape(status: &Value) -> Vec<(String, String, String, u64, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_admin_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
     let a = TestBackend::start("a").await;
-    let tether = Tether::start(&config(&[&a], None)).await;
+    let tether = Tether::start(config(&[&a], None)).await;
     let admin = Admin::new(tether.addr("admin"));
     let good = format!(r#"{{"addr": "{}", "weight": 1}}"#, a.addr);
     let cases: Vec<(Method, &str, String, u16)> = vec![
@@ -270,7 +270,7 @@ async fn with_a_token_every_admin_call_needs_it() {
     const TOKEN: &str = "test-token-0123456789abcdef";
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&[&a, &b], Some(TOKEN))).await;
+    let tether = Tether::start(config(&[&a, &b], Some(TOKEN))).await;
     let anonymous = Admin::new(tether.addr("admin"));
     let wrong = anonymous.with_token("test-token-0123456789abcdeX");
     let right = anonymous.with_token(TOKEN);

@@ -19,7 +19,7 @@ fn config(backends: &[(&str, SocketAddr)]) -> Config {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_is_served_by_the_live_backend_when_the_other_refuses() {
     let live = TestBackend::start("live").await;
-    let tether = Tether::start(&config(&[("dead", dead_addr()), ("live", live.addr)])).await;
+    let tether = Tether::start(config(&[("dead", dead_addr()), ("live", live.addr)])).await;
     let client = Http1::new(tether.addr("web"));
 
     for i in 0..100 {
@@ -48,7 +48,7 @@ async fn every_request_is_served_by_the_live_backend_when_the_other_refuses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn when_every_backend_refuses_the_client_gets_502_at_once() {
     let _timed = serial::timed().await;
-    let tether = Tether::start(&config(&[("dead-1", dead_addr()), ("dead-2", dead_addr())])).await;
+    let tether = Tether::start(config(&[("dead-1", dead_addr()), ("dead-2", dead_addr())])).await;
     let client = Http1::new(tether.addr("web"));
 
     let start = Instant::now();

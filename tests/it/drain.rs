@@ -39,7 +39,7 @@ async fn a_drained_backend_finishes_its_slow_request_takes_no_new_ones_and_ends_
     let _timed = serial::timed().await;
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&a, &b, "route")).await;
+    let tether = Tether::start(config(&a, &b, "route")).await;
     let admin = Admin::new(tether.addr("admin"));
 
     // A long request, open until the test releases it: its headers name the backend.
@@ -132,7 +132,7 @@ async fn an_idle_draining_backend_is_drained_once_drain_quiet_has_passed() {
     let _timed = serial::timed().await;
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&a, &b, "route")).await;
+    let tether = Tether::start(config(&a, &b, "route")).await;
     let admin = Admin::new(tether.addr("admin"));
 
     let started = Instant::now();
@@ -151,7 +151,7 @@ async fn an_idle_draining_backend_is_drained_once_drain_quiet_has_passed() {
 async fn with_all_down_fail_a_pool_with_every_backend_disabled_answers_503() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&a, &b, "fail")).await;
+    let tether = Tether::start(config(&a, &b, "fail")).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 

@@ -146,7 +146,7 @@ fn tls_to(sni: &str, ca: &TestCert) -> Pool {
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_a_connection_per_worker() {
     let backend = GrpcBackend::start(None).await;
-    let tether = Tether::start(&config(backend.addr, Pool::new("grpc"))).await;
+    let tether = Tether::start(config(backend.addr, Pool::new("grpc"))).await;
     for _ in 0..5 {
         let (body, trailers) = call(tether.addr("web"), b"hello grpc").await;
         assert_eq!(&body[..], b"received 10 bytes");
@@ -175,7 +175,7 @@ async fn grpc_over_h2c_keeps_te_and_trailers_and_shares_a_connection_per_worker(
 async fn h2_over_tls_to_the_backend_is_verified_against_the_configured_ca() {
     let cert = TestCert::new(&["backend.test"]);
     let backend = GrpcBackend::start(Some(pki::server(&cert, &[b"h2"]))).await;
-    let tether = Tether::start(&config(backend.addr, tls_to("backend.test", &cert))).await;
+    let tether = Tether::start(config(backend.addr, tls_to("backend.test", &cert))).await;
     let (body, trailers) = call(tether.addr("web"), b"over tls").await;
     assert_eq!(&body[..], b"received 8 bytes");
     assert_eq!(
@@ -185,7 +185,7 @@ async fn h2_over_tls_to_the_backend_is_verified_against_the_configured_ca() {
 
     // The wrong name fails verification: tether answers 502 instead of trusting it.
     let other = TestCert::new(&["other.test"]);
-    let untrusted = Tether::start(&config(backend.addr, tls_to("backend.test", &other))).await;
+    let untrusted = Tether::start(config(backend.addr, tls_to("backend.test", &other))).await;
     let tcp = tokio::net::TcpStream::connect(untrusted.addr("web"))
         .await
         .unwrap();

@@ -10,7 +10,7 @@ fn config(backend: &TestBackend) -> Config {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_h2c_request_reaches_an_http1_backend_with_authority_as_host() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let mut h2 = H2c::connect(tether.addr("web")).await;
 
     let reply = h2.get("http://shop.example/").await;
@@ -31,7 +31,7 @@ async fn an_h2c_request_reaches_an_http1_backend_with_authority_as_host() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_streams_on_one_h2c_connection_all_complete() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let h2 = H2c::connect(tether.addr("web")).await;
 
     let mut streams = tokio::task::JoinSet::new();

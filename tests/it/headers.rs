@@ -20,7 +20,7 @@ fn config_with(backend: &TestBackend, pool: Pool) -> Config {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_head_over_max_header_size_gets_431_and_tether_keeps_serving() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let client = Http1::new(tether.addr("web"));
 
     let mut conn = RawConn::connect(tether.addr("web")).await;
@@ -56,7 +56,7 @@ async fn a_request_head_over_max_header_size_gets_431_and_tether_keeps_serving()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_response_head_over_64_kib_gets_502_and_the_pool_keeps_serving() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let client = Http1::new(tether.addr("web"));
 
     let near = client.get(&format!("/bighead?bytes={}", 60 * 1024)).await;
@@ -115,7 +115,7 @@ async fn x_forwarded_headers_are_added_and_host_is_preserved() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_untrusted_client_cannot_claim_another_address_or_scheme() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let client = Http1::new(tether.addr("web"));
 
     let request = client
@@ -146,7 +146,7 @@ async fn echo_raw(conn: &mut RawConn, head: &str) -> common::Echo {
 #[tokio::test(flavor = "multi_thread")]
 async fn headers_named_in_connection_are_not_forwarded() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
 
     let echo = echo_raw(
@@ -185,7 +185,7 @@ async fn headers_named_in_connection_are_not_forwarded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn standard_hop_by_hop_headers_are_not_forwarded_even_when_connection_omits_them() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
 
     let echo = echo_raw(
@@ -224,7 +224,7 @@ async fn standard_hop_by_hop_headers_are_not_forwarded_even_when_connection_omit
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_gets_an_access_log_line() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
 
     let mut conn = RawConn::connect(tether.addr("web")).await;
     conn.send(b"GET /access-probe HTTP/1.1\r\nHost: shop.example\r\n\r\n")

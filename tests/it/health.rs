@@ -56,7 +56,7 @@ async fn a_failing_health_endpoint_takes_the_backend_out_until_rise_checks_pass(
     let _timed = serial::timed().await;
     let flaky = TestBackend::start("flaky").await;
     let steady = TestBackend::start("steady").await;
-    let tether = Tether::start(&config(
+    let tether = Tether::start(config(
         "http",
         &[("flaky", flaky.addr), ("steady", steady.addr)],
     ))
@@ -141,11 +141,7 @@ async fn a_failing_health_endpoint_takes_the_backend_out_until_rise_checks_pass(
 async fn a_tcp_check_marks_a_dead_address_down_and_it_is_never_tried() {
     let _timed = serial::timed().await;
     let live = TestBackend::start("live").await;
-    let tether = Tether::start(&config(
-        "tcp",
-        &[("dead", dead_addr()), ("live", live.addr)],
-    ))
-    .await;
+    let tether = Tether::start(config("tcp", &[("dead", dead_addr()), ("live", live.addr)])).await;
     let admin = Admin::new(tether.addr("admin"));
 
     // Measured from tether's start: the first probe runs at once, the second one interval on.
@@ -179,7 +175,7 @@ async fn a_backend_added_at_runtime_starts_down_until_it_passes_rise_checks() {
     // Failing until the test says otherwise: were it to start up, it would stay up for at
     // least fall x interval, and take traffic meanwhile.
     late.set_health(503);
-    let tether = Tether::start(&config("http", &[("first", first.addr)])).await;
+    let tether = Tether::start(config("http", &[("first", first.addr)])).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 

@@ -27,7 +27,7 @@ async fn a_slow_backend_gets_far_fewer_requests_than_a_fast_one() {
     })
     .await;
     let fast = TestBackend::start("fast").await;
-    let tether = Tether::start(&config(&slow, &fast)).await;
+    let tether = Tether::start(config(&slow, &fast)).await;
 
     // 16 clients share a budget of 200 requests and a 10 s deadline, whichever ends first.
     let budget = Arc::new(AtomicUsize::new(0));
@@ -77,7 +77,7 @@ async fn hold(client: &Http1) -> (String, Response<Incoming>) {
 async fn a_response_whose_body_is_still_streaming_counts_as_in_flight() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&a, &b)).await;
+    let tether = Tether::start(config(&a, &b)).await;
     let client = Http1::new(tether.addr("web"));
     let backend = |id: &str| if id == a.id { &a } else { &b };
     let other = |id: &str| {

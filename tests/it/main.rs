@@ -1,16 +1,19 @@
 //! tether's integration tests, one module per area, built as one test binary (`cargo test --test it`).
 
-mod common;
-
 mod access_retries;
 mod admin_api;
+mod admin_flood;
+mod backend_queue;
 mod check;
+mod common;
+mod connect_storm;
 mod cookie_affinity;
 mod cookie_drain;
 mod cookie_failover;
 mod dashboard;
 mod dead_backend;
 mod drain;
+mod empty_reply;
 mod h2_upstream;
 mod h2c;
 mod headers;
@@ -28,7 +31,9 @@ mod least_conn;
 mod metrics;
 mod multi_proxy;
 mod passive;
+mod passive_runaway;
 mod proxy_protocol;
+mod readd_drain;
 mod reload;
 mod reload_problems;
 mod request_id;

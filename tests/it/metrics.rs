@@ -63,7 +63,7 @@ async fn metrics_parse_and_count_exactly_what_was_served() {
     const OK: u64 = 25;
     const FAILED: u64 = 5;
     let a = TestBackend::start("a").await;
-    let tether = Tether::start(&config(&a)).await;
+    let tether = Tether::start(config(&a)).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 

@@ -70,11 +70,7 @@ async fn assert_ejected(tether: &Tether, admin: &Admin, id: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refusing_backend_is_ejected_and_clients_never_see_its_failures() {
     let live = TestBackend::start("live").await;
-    let tether = Tether::start(&config(
-        false,
-        &[("dead", dead_addr()), ("live", live.addr)],
-    ))
-    .await;
+    let tether = Tether::start(config(false, &[("dead", dead_addr()), ("live", live.addr)])).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 
@@ -96,11 +92,7 @@ async fn a_refusing_backend_is_ejected_and_clients_never_see_its_failures() {
 async fn a_backend_that_resets_every_connection_is_ejected_and_clients_never_see_it() {
     let reset = ResetBackend::start().await;
     let live = TestBackend::start("live").await;
-    let tether = Tether::start(&config(
-        false,
-        &[("reset", reset.addr), ("live", live.addr)],
-    ))
-    .await;
+    let tether = Tether::start(config(false, &[("reset", reset.addr), ("live", live.addr)])).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 
@@ -132,7 +124,7 @@ async fn with_on_5xx_a_backend_answering_500_is_ejected() {
     let bad = TestBackend::start("bad").await;
     bad.answer_with(500);
     let good = TestBackend::start("good").await;
-    let tether = Tether::start(&config(true, &[("bad", bad.addr), ("good", good.addr)])).await;
+    let tether = Tether::start(config(true, &[("bad", bad.addr), ("good", good.addr)])).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 
@@ -157,7 +149,7 @@ async fn without_on_5xx_a_backend_answering_500_stays_in() {
     let bad = TestBackend::start("bad").await;
     bad.answer_with(500);
     let good = TestBackend::start("good").await;
-    let tether = Tether::start(&config(false, &[("bad", bad.addr), ("good", good.addr)])).await;
+    let tether = Tether::start(config(false, &[("bad", bad.addr), ("good", good.addr)])).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 

@@ -65,7 +65,7 @@ async fn the_proxied_address_is_the_client_for_forwarding_logs_and_ip_hash() {
         TestBackend::start("app-a").await,
         TestBackend::start("app-b").await,
     );
-    let tether = Tether::start(&config(&[&a, &b])).await;
+    let tether = Tether::start(config(&[&a, &b])).await;
     let pp = tether.addr("pp");
 
     for (header, source) in [
@@ -100,7 +100,7 @@ async fn the_proxied_address_is_the_client_for_forwarding_logs_and_ip_hash() {
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_or_malformed_headers_are_refused_only_where_enabled() {
     let a = TestBackend::start("app-a").await;
-    let tether = Tether::start(&config(&[&a])).await;
+    let tether = Tether::start(config(&[&a])).await;
 
     assert_eq!(
         send(tether.addr("pp"), b"", "/").await,

@@ -144,7 +144,7 @@ async fn a_good_reload_adds_and_drains_backends_and_keeps_unchanged_ones_countin
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
     let c = TestBackend::start("c").await;
-    let tether = Tether::start(&config(&["web"], &[&a, &b])).await;
+    let tether = Tether::start(config(&["web"], &[&a, &b])).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
     serve(&client, 20).await;
@@ -213,7 +213,7 @@ async fn a_good_reload_adds_and_drains_backends_and_keeps_unchanged_ones_countin
 async fn a_reload_starts_added_listeners_and_stops_removed_ones_without_cutting_their_connections()
 {
     let a = TestBackend::start("a").await;
-    let tether = Tether::start(&config(&["web", "old"], &[&a])).await;
+    let tether = Tether::start(config(&["web", "old"], &[&a])).await;
     let admin = Admin::new(tether.addr("admin"));
     let (web, old) = (tether.addr("web"), tether.addr("old"));
 

@@ -57,7 +57,7 @@ fn config(backend: &TestBackend, pool: Pool) -> Config {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_is_generated_and_an_untrusted_clients_id_is_replaced() {
     let backend = TestBackend::start("a").await;
-    let tether = Tether::start(&config(&backend, Pool::app())).await;
+    let tether = Tether::start(config(&backend, Pool::app())).await;
     let client = Http1::new(tether.addr("web"));
 
     let [at_backend, returned, logged] = ids(&tether, &client, None).await;
@@ -75,7 +75,7 @@ async fn an_id_is_generated_and_an_untrusted_clients_id_is_replaced() {
 async fn a_trusted_proxys_id_is_kept_end_to_end() {
     let backend = TestBackend::start("a").await;
     let pool = Pool::app().set("trusted_proxies", vec!["127.0.0.1/32"]);
-    let tether = Tether::start(&config(&backend, pool)).await;
+    let tether = Tether::start(config(&backend, pool)).await;
     let client = Http1::new(tether.addr("web"));
 
     let ids = ids(&tether, &client, Some("edge-7f3a")).await;

@@ -26,7 +26,7 @@ async fn wait_for_requests(backend: &TestBackend, n: u64) {
 async fn sigterm_refuses_new_connections_finishes_in_flight_requests_and_exits_zero() {
     let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
-    let mut tether = Tether::start(&config(&backend, "10s")).await;
+    let mut tether = Tether::start(config(&backend, "10s")).await;
     let addr = tether.addr("web");
     let client = Http1::new(addr);
     let slow = tokio::spawn(async move { client.get("/slow?ms=1500").await });
@@ -66,7 +66,7 @@ async fn sigterm_refuses_new_connections_finishes_in_flight_requests_and_exits_z
 async fn an_in_flight_request_longer_than_shutdown_timeout_does_not_keep_tether_alive() {
     let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
-    let mut tether = Tether::start(&config(&backend, "500ms")).await;
+    let mut tether = Tether::start(config(&backend, "500ms")).await;
     let client = Http1::new(tether.addr("web"));
     let stuck = tokio::spawn(async move {
         let request = client
@@ -95,7 +95,7 @@ async fn an_in_flight_request_longer_than_shutdown_timeout_does_not_keep_tether_
 async fn sigint_stops_an_idle_tether_with_status_zero() {
     let _timed = serial::timed().await;
     let backend = TestBackend::start("app-1").await;
-    let mut tether = Tether::start(&config(&backend, "10s")).await;
+    let mut tether = Tether::start(config(&backend, "10s")).await;
 
     tether.signal("INT");
 

@@ -24,7 +24,7 @@ fn config(backend: &TestBackend) -> Config {
 async fn a_200_mib_response_streams_through_without_tether_holding_it() {
     let _alone = serial::alone().await;
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let client = Http1::new(tether.addr("web"));
     let size = 200 * MIB;
 
@@ -53,7 +53,7 @@ async fn a_200_mib_response_streams_through_without_tether_holding_it() {
 async fn a_50_mib_upload_streams_through_and_arrives_whole() {
     let _alone = serial::alone().await;
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(&backend)).await;
+    let tether = Tether::start(config(&backend)).await;
     let client = Http1::new(tether.addr("web"));
     let size = 50 * MIB;
 

@@ -49,7 +49,7 @@ async fn sni_picks_the_certificate_for_the_name() {
     let backend = TestBackend::start("app-1").await;
     let a = TestCert::new(&["a.test"]);
     let b = TestCert::new(&["b.test", "*.b.test"]);
-    let tether = Tether::start(&config(&backend, &a, &b)).await;
+    let tether = Tether::start(config(&backend, &a, &b)).await;
     let addr = tether.addr("tls");
 
     // Each name verifies only against its own certificate.
@@ -89,7 +89,7 @@ async fn alpn_h2_and_http1_both_reach_the_backend_and_the_cookie_is_secure() {
     let backend = TestBackend::start("app-1").await;
     let a = TestCert::new(&["a.test"]);
     let b = TestCert::new(&["b.test"]);
-    let tether = Tether::start(&config(&backend, &a, &b)).await;
+    let tether = Tether::start(config(&backend, &a, &b)).await;
     let addr = tether.addr("tls");
 
     let h2 = handshake(addr, "a.test", &[&a], &[b"h2", b"http/1.1"])

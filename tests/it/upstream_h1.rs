@@ -171,7 +171,7 @@ fn script(path: &str) -> (Vec<&'static [u8]>, bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_framing_arrives_whole_and_keep_alive_responses_share_one_connection() {
     let backend = Scripted::start(script).await;
-    let tether = Tether::start(&config(backend.addr)).await;
+    let tether = Tether::start(config(backend.addr)).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
 
     let r = request(&mut conn, "GET", "/length").await;
@@ -207,7 +207,7 @@ async fn every_framing_arrives_whole_and_keep_alive_responses_share_one_connecti
 #[tokio::test(flavor = "multi_thread")]
 async fn a_head_response_has_its_length_and_no_body_and_keeps_the_connection() {
     let backend = Scripted::start(script).await;
-    let tether = Tether::start(&config(backend.addr)).await;
+    let tether = Tether::start(config(backend.addr)).await;
     let mut conn = TcpStream::connect(tether.addr("web")).await.unwrap();
 
     // Read raw: a HEAD response's Content-Length describes a body that is not there.
@@ -239,7 +239,7 @@ async fn a_head_response_has_its_length_and_no_body_and_keeps_the_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bytes_after_a_response_are_never_read_as_the_next_one() {
     let backend = Scripted::start(script).await;
-    let tether = Tether::start(&config(backend.addr)).await;
+    let tether = Tether::start(config(backend.addr)).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
 
     let r = request(&mut conn, "GET", "/stray").await;
@@ -256,7 +256,7 @@ async fn bytes_after_a_response_are_never_read_as_the_next_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_that_breaks_the_protocol_gets_502_and_the_next_request_is_served() {
     let backend = Scripted::start(script).await;
-    let tether = Tether::start(&config(backend.addr)).await;
+    let tether = Tether::start(config(backend.addr)).await;
 
     for path in ["/bad-status", "/bad-length", "/nothing"] {
         let mut conn = RawConn::connect(tether.addr("web")).await;
@@ -274,7 +274,7 @@ async fn a_backend_that_breaks_the_protocol_gets_502_and_the_next_request_is_ser
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_breaks_off_cuts_the_client_response_and_is_logged_aborted() {
     let backend = Scripted::start(script).await;
-    let tether = Tether::start(&config(backend.addr)).await;
+    let tether = Tether::start(config(backend.addr)).await;
 
     for path in ["/cut", "/bad-chunk"] {
         let mut conn = RawConn::connect(tether.addr("web")).await;
@@ -299,7 +299,7 @@ async fn a_body_that_breaks_off_cuts_the_client_response_and_is_logged_aborted()
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idempotent_request_that_meets_a_closing_connection_goes_out_again_on_a_fresh_one() {
     let backend = Scripted::start(script).await;
-    let tether = Tether::start(&config(backend.addr)).await;
+    let tether = Tether::start(config(backend.addr)).await;
     let mut conn = RawConn::connect(tether.addr("web")).await;
 
     for round in 0..3 {

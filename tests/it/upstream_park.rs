@@ -26,7 +26,7 @@ const IDLE: &str = "idle_connections";
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(
+    let tether = Tether::start(config(
         backend.addr,
         Pool::app().set("idle_release", "100ms"),
     ))
@@ -61,7 +61,7 @@ async fn an_idle_upstream_connection_is_parked_and_reused_without_reconnecting()
 #[tokio::test(flavor = "multi_thread")]
 async fn with_idle_release_off_nothing_is_parked() {
     let backend = TestBackend::start("app-1").await;
-    let tether = Tether::start(&config(backend.addr, Pool::app().set("idle_release", "0s"))).await;
+    let tether = Tether::start(config(backend.addr, Pool::app().set("idle_release", "0s"))).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
 
@@ -171,7 +171,7 @@ async fn idle_connection_is_not_used_after(then: Then, via: Via) {
     let pool = Pool::app()
         .set("idle_release", "100ms")
         .set("retry_idempotent", false);
-    let tether = Tether::start(&config(addr, pool)).await;
+    let tether = Tether::start(config(addr, pool)).await;
     let admin = Admin::new(tether.addr("admin"));
     let client = Http1::new(tether.addr("web"));
     let send = || async {

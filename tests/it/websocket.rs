@@ -109,7 +109,7 @@ fn config(a: SocketAddr, b: SocketAddr) -> Config {
 async fn an_upgraded_connection_is_spliced_pinned_counted_and_closed_at_the_drain_deadline() {
     let _timed = serial::timed().await;
     let (a, b) = (echo_backend("ws-a").await, echo_backend("ws-b").await);
-    let tether = Tether::start(&config(a, b)).await;
+    let tether = Tether::start(config(a, b)).await;
     let admin = Admin::new(tether.addr("admin"));
 
     let (mut ws, head) = upgrade(tether.addr("web"), None).await;

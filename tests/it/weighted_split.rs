@@ -27,7 +27,7 @@ async fn sequence(tether: &Tether, requests: usize) -> Vec<String> {
 async fn weights_one_to_two_split_exactly_a_third_and_two_thirds_interleaved() {
     let light = TestBackend::start("light").await;
     let heavy = TestBackend::start("heavy").await;
-    let tether = Tether::start(&config(&light, 1, &heavy, 2)).await;
+    let tether = Tether::start(config(&light, 1, &heavy, 2)).await;
 
     let picks = sequence(&tether, 300).await;
 
@@ -53,7 +53,7 @@ async fn weights_two_to_three_interleave_instead_of_running_in_blocks() {
     // Smooth weighted round robin cycles b,a,b,a,b; a naive one would send a,a,b,b,b.
     let two = TestBackend::start("two").await;
     let three = TestBackend::start("three").await;
-    let tether = Tether::start(&config(&two, 2, &three, 3)).await;
+    let tether = Tether::start(config(&two, 2, &three, 3)).await;
 
     let picks = sequence(&tether, 100).await;
 
@@ -75,7 +75,7 @@ async fn weights_two_to_three_interleave_instead_of_running_in_blocks() {
 async fn equal_weights_alternate() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    let tether = Tether::start(&config(&a, 1, &b, 1)).await;
+    let tether = Tether::start(config(&a, 1, &b, 1)).await;
 
     let picks = sequence(&tether, 100).await;
 

@@ -96,7 +96,7 @@ async fn a_reload_an_add_and_a_remove_under_load_fail_no_request() {
     let b = TestBackend::start("b").await;
     let c = TestBackend::start("c").await;
     let d = TestBackend::start("d").await;
-    let tether = Tether::start(&config(&[&a, &b])).await;
+    let tether = Tether::start(config(&[&a, &b])).await;
     let admin = Admin::new(tether.addr("admin"));
 
     let load = Arc::new(Load::default());

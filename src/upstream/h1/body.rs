@@ -59,6 +59,8 @@ pub struct H1Body {
     state: State,
     /// The connection may carry another request once this body has ended.
     reusable: bool,
+    /// The first frame, decoded by [`Self::check_start`] before the head was forwarded.
+    early: Option<Frame<Bytes>>,
 }
 
 impl std::fmt::Debug for H1Body {
@@ -94,6 +96,7 @@ impl H1Body {
                 Framing::UntilClose => State::UntilClose,
             },
             reusable,
+            early: None,
         };
         if body.state == State::Done {
             body.finish();
@@ -119,6 +122,34 @@ impl H1Body {
         Poll::Ready(Some(Err(Error::Body(why))))
     }
 
+    /// Decodes the start of a chunked body from the bytes that came with the head, before the
+    /// head is forwarded: a body broken from its first byte (a chunk size that overflows, say)
+    /// is then answered 502 instead of a 200 head the client may never even receive. Never
+    /// waits for the backend; a body whose start has not arrived yet is left as it is.
+    pub fn check_start(&mut self) -> Result<(), Error> {
+        let State::Chunked(mut at) = self.state else {
+            return Ok(());
+        };
+        match chunked::step(&mut at, &mut self.buf) {
+            Ok(Some(Step::Data(data))) => self.early = Some(Frame::data(data)),
+            Ok(Some(Step::End(trailers))) => {
+                self.finish();
+                if !trailers.is_empty() {
+                    self.early = Some(Frame::trailers(trailers));
+                }
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(why) => {
+                self.conn = None;
+                self.state = State::Done;
+                return Err(Error::Body(why));
+            }
+        }
+        self.state = State::Chunked(at);
+        Ok(())
+    }
+
     /// Reads more from the socket into `buf`; `Ok(0)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let Some(conn) = self.conn.as_mut() else {
@@ -140,6 +171,9 @@ impl Body for H1Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = self.get_mut();
+        if let Some(frame) = this.early.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
         loop {
             match this.state {
                 State::Done => return Poll::Ready(None),
@@ -195,13 +229,13 @@ impl Body for H1Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.state == State::Done
+        self.state == State::Done && self.early.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
         match self.state {
             State::Length(n) => SizeHint::with_exact(n),
-            State::Done => SizeHint::with_exact(0),
+            State::Done if self.early.is_none() => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
     }

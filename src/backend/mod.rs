@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::conn::IdleConns;
+use crate::queue::Queue;
 use crate::stats::BackendStats;
+
+mod passive;
 
 /// What an operator asked of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,16 +115,22 @@ pub struct Backend {
     ejected_until: AtomicU64,
     consecutive_failures: AtomicU32,
     ejections: AtomicU32,
+    /// When a request last succeeded (ms, 0 = never): a connect that failed while others
+    /// succeeded is congestion, not ill health.
+    last_ok: AtomicU64,
     drain_started: AtomicU64,
     last_pinned: AtomicU64,
     /// When the backend last became able to take new clients (for slow start).
     up_since: AtomicU64,
     /// Set when the backend was removed from the config and lingers only to drain.
     removing: AtomicBool,
-    /// Counters and histograms for `/status` and `/metrics`.
-    pub stats: BackendStats,
+    /// Counters and histograms for `/status` and `/metrics`; shared with the instance of the
+    /// same id this one replaced (new address), so an id's counters never split or reset.
+    pub stats: Arc<BackendStats>,
     /// Idle keep-alive connections to this backend.
     pub idle: IdleConns,
+    /// Requests waiting for a slot under the pool's `max_connections`.
+    pub queue: Queue,
 }
 
 impl Backend {
@@ -137,12 +146,14 @@ impl Backend {
             ejected_until: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
+            last_ok: AtomicU64::new(0),
             drain_started: AtomicU64::new(0),
             last_pinned: AtomicU64::new(0),
             up_since: AtomicU64::new(now_ms()),
             removing: AtomicBool::new(false),
-            stats: BackendStats::default(),
+            stats: Arc::default(),
             idle: IdleConns::new(max_idle),
+            queue: Queue::default(),
         }
     }
 
@@ -165,6 +176,19 @@ impl Backend {
     pub fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// Counts a request as started if fewer than `max` are in flight (`max = 0`: no cap).
+    pub fn try_start_request(self: &Arc<Self>, max: usize) -> Option<InFlight> {
+        if max == 0 {
+            return Some(self.start_request());
+        }
+        self.in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(Arc::clone(self)))
     }
 
     /// The operator's setting.
@@ -233,10 +257,30 @@ impl Backend {
     /// Publishes an active health verdict; returns true if it changed.
     pub fn set_healthy(&self, healthy: bool) -> bool {
         let changed = self.healthy.swap(healthy, Ordering::AcqRel) != healthy;
+        self.healthy_changed(changed, healthy)
+    }
+
+    /// Publishes an active health verdict `to` only if the verdict is still `from` (what the
+    /// checker last saw): a passive ejection that cleared it in between is not undone by a
+    /// probe that started before it. Returns true if it changed.
+    pub fn change_healthy(&self, from: bool, to: bool) -> bool {
+        let changed = from != to
+            && self
+                .healthy
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        self.healthy_changed(changed, to)
+    }
+
+    fn healthy_changed(&self, changed: bool, healthy: bool) -> bool {
         if changed {
             self.stats.count_health_transition();
             if healthy {
-                self.up_since.store(now_ms(), Ordering::Relaxed);
+                let now = now_ms();
+                self.up_since.store(now, Ordering::Relaxed);
+                // Passing active checks again ends a passive ejection (which cleared the
+                // verdict): the checks are better evidence than the ejection's timer.
+                self.ejected_until.fetch_min(now, Ordering::AcqRel);
             }
         }
         changed
@@ -277,58 +321,17 @@ impl Backend {
         (elapsed / ramp.as_millis() as f64).clamp(0.05, 1.0)
     }
 
-    /// Records the outcome of a request for passive health; returns the ejection period if this
-    /// failure ejected the backend.
-    pub fn record_outcome(
-        &self,
-        ok: bool,
-        policy: &crate::config::PassiveConfig,
-    ) -> Option<Duration> {
-        if ok {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-            return None;
-        }
-        if policy.failures == 0 {
-            return None;
-        }
-        let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n < policy.failures {
-            return None;
-        }
-        let now = now_ms();
-        // Concurrent failures race to eject; only the one that resets the counter does.
-        if self
-            .consecutive_failures
-            .compare_exchange(n, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return None;
-        }
-        let last_end = self.ejected_until.load(Ordering::Relaxed);
-        if last_end != 0 && now.saturating_sub(last_end) > policy.max_eject.as_millis() as u64 {
-            // A long good run forgives earlier ejections.
-            self.ejections.store(0, Ordering::Relaxed);
-        }
-        let repeat = self.ejections.fetch_add(1, Ordering::Relaxed).min(16);
-        let period = policy
-            .eject
-            .saturating_mul(1u32 << repeat)
-            .min(policy.max_eject);
-        self.ejected_until
-            .store(now + period.as_millis() as u64, Ordering::Release);
-        self.stats.count_ejection();
-        Some(period)
-    }
-
-    /// After an ejection, with active checks configured, the backend must pass them again.
-    pub fn require_recheck(&self) {
-        self.set_healthy(false);
-    }
-
     /// Marks the backend as lingering only to drain after removal from the config.
     pub fn mark_removing(&self) {
         self.removing.store(true, Ordering::Relaxed);
         self.set_admin_state(AdminState::Draining);
+    }
+
+    /// Takes a backend that was draining after its removal back into the config (re-added with
+    /// the same address): it serves again as the one instance of its id.
+    pub fn revive(&self) {
+        self.removing.store(false, Ordering::Relaxed);
+        self.set_admin_state(AdminState::Enabled);
     }
 
     /// True when the backend was removed and lingers only to drain.
@@ -351,14 +354,14 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.queue.freed();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PassiveConfig;
 
     fn backend() -> Backend {
         Backend::new("a", "127.0.0.1:1".parse().unwrap(), 1, 4)
@@ -408,31 +411,5 @@ mod tests {
         assert_eq!(b.state_at(now, &DRAIN), State::Down);
         b.set_admin_state(AdminState::Disabled);
         assert_eq!(b.state_at(now, &DRAIN), State::Disabled);
-    }
-
-    #[test]
-    fn passive_ejection_backs_off_exponentially() {
-        let b = backend();
-        let policy = PassiveConfig {
-            failures: 3,
-            on_5xx: true,
-            eject: Duration::from_secs(1),
-            max_eject: Duration::from_secs(3),
-        };
-        assert_eq!(b.record_outcome(false, &policy), None);
-        assert_eq!(
-            b.record_outcome(true, &policy),
-            None,
-            "a success resets the streak"
-        );
-        let periods: Vec<_> = (0..9)
-            .filter_map(|_| b.record_outcome(false, &policy))
-            .collect();
-        assert_eq!(
-            periods,
-            [1, 2, 3].map(Duration::from_secs).to_vec(),
-            "doubling, capped at max_eject"
-        );
-        assert!(!b.is_healthy_at(now_ms()));
     }
 }
