@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Backend;
+use super::model::Backend;
 use crate::clock::now_ms;
 use crate::config::PassiveConfig;
 
