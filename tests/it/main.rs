@@ -12,6 +12,7 @@ mod cookie_drain;
 mod cookie_failover;
 mod dashboard;
 mod dead_backend;
+mod deploy;
 mod drain;
 mod empty_reply;
 mod h2_upstream;
