@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::discover::{backend_addr, validate_discover, BackendAddr};
 use super::problems::Problems;
 use super::raw::{RawHealth, RawPassive, RawPool};
 use super::types::{
-    AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, PassiveConfig, PoolConfig,
-    Protocol, UpstreamTls, MAX_WEIGHT,
+    AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, NamedBackend, PassiveConfig,
+    PoolConfig, Protocol, UpstreamTls, MAX_WEIGHT,
 };
 
 pub(super) fn validate_pool(
@@ -60,14 +61,19 @@ pub(super) fn validate_pool(
         &rp.idle_release,
         Duration::from_secs(1),
     );
-    if rp.backend.is_empty() {
+    let discover = rp
+        .discover
+        .as_ref()
+        .and_then(|d| validate_discover(p, &key, d));
+    if rp.backend.is_empty() && rp.discover.is_none() {
         p.add_plain(
             &format!("{key}.backend"),
-            "a pool needs at least one [[pool.NAME.backend]]",
+            "a pool needs at least one [[pool.NAME.backend]] or discover = { ... }",
         );
     }
     let mut ids = HashSet::new();
     let mut backends = Vec::new();
+    let mut named = Vec::new();
     for (i, rb) in rp.backend.iter().enumerate() {
         let bkey = format!("{key}.backend[{i}]");
         let id = rb.id.get_ref();
@@ -84,7 +90,7 @@ pub(super) fn validate_pool(
                 format_args!("duplicate backend id {id:?}"),
             );
         }
-        let addr = p.addr(&format!("{bkey}.addr"), &rb.addr);
+        let addr = backend_addr(p, &format!("{bkey}.addr"), &rb.addr);
         let weight = match &rb.weight {
             None => 1,
             Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(w.get_ref()) => *w.get_ref() as u32,
@@ -97,12 +103,19 @@ pub(super) fn validate_pool(
                 1
             }
         };
-        if let Some(addr) = addr {
-            backends.push(BackendConfig {
+        match addr {
+            Some(BackendAddr::Literal(addr)) => backends.push(BackendConfig {
                 id: id.clone(),
                 addr,
                 weight,
-            });
+            }),
+            Some(BackendAddr::Named(host, port)) => named.push(NamedBackend {
+                id: id.clone(),
+                host,
+                port,
+                weight,
+            }),
+            None => {}
         }
     }
     let health = rp.health.as_ref().map(|h| validate_health(p, &key, h));
@@ -204,6 +217,9 @@ pub(super) fn validate_pool(
         tls,
         retry_idempotent: rp.retry_idempotent.unwrap_or(true),
         backends,
+        named,
+        discover,
+        resolved: Vec::new(),
     })
 }
 

@@ -17,6 +17,26 @@ pub(super) struct RawConfig {
     pub(super) listener: Vec<RawListener>,
     #[serde(default)]
     pub(super) pool: BTreeMap<String, RawPool>,
+    pub(super) resolver: Option<RawResolver>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResolver {
+    pub(super) nameservers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) min_ttl: Option<Spanned<String>>,
+    pub(super) max_ttl: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscover {
+    pub(super) dns: Option<Spanned<String>>,
+    pub(super) srv: Option<Spanned<String>>,
+    pub(super) port: Option<Spanned<i64>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) weight: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,6 +131,7 @@ pub(super) struct RawPool {
     pub(super) tls_ca: Option<Spanned<String>>,
     pub(super) tls_sni: Option<Spanned<String>>,
     pub(super) retry_idempotent: Option<bool>,
+    pub(super) discover: Option<Spanned<RawDiscover>>,
     #[serde(default)]
     pub(super) backend: Vec<RawBackend>,
 }

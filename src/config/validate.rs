@@ -113,6 +113,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
         Some(AdminConfig { listen, token })
     });
 
+    let resolver = super::discover::validate_resolver(&mut p, raw.resolver.as_ref());
     let mut pools = BTreeMap::new();
     for (name, rp) in &raw.pool {
         if let Some(pool) = pool::validate_pool(&mut p, name, rp, base) {
@@ -218,6 +219,7 @@ fn validate(raw: RawConfig, text: &str, base: &Path) -> Result<Config, ConfigErr
             admin,
             listeners,
             pools,
+            resolver,
             warnings: p.warnings,
         })
     } else {

@@ -38,9 +38,15 @@ impl Pool {
     /// Builds a pool, reusing backends from `previous` by id and address.
     pub fn build(name: &str, config: &PoolConfig, previous: Option<&Pool>) -> Self {
         let find_old = |id: &str| previous.and_then(|p| p.backends.iter().find(|b| &*b.id == id));
+        // Resolved backends (DNS) follow the literal ones; an id both have is the literal's.
+        let resolved = config
+            .resolved
+            .iter()
+            .filter(|r| !config.backends.iter().any(|b| b.id == r.id));
         let mut backends: Vec<Arc<Backend>> = config
             .backends
             .iter()
+            .chain(resolved)
             .map(|b| match find_old(&b.id) {
                 Some(old) if old.addr == b.addr && !old.is_removing() => {
                     old.set_weight(b.weight);
