@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod discovery;
 pub mod headers;
 pub mod health;
 pub mod metrics;

@@ -198,6 +198,7 @@ pub fn render(control: &Control) -> String {
             );
         }
     }
+    crate::discovery::write_metrics(&mut out, &control.discovery_stats());
     out
 }
 
