@@ -58,8 +58,9 @@ impl Resolver {
 
     /// Looks a source up. An empty answer is an error: it must never empty a pool.
     pub async fn lookup(&self, source: &Source) -> Result<Answer, String> {
-        // The resolver has its own timeouts; this bounds the SRV case's several lookups too.
-        let limit = self.timeout.saturating_mul(4);
+        // The resolver times out each query (A then AAAA, UDP then TCP); this bounds the
+        // whole lookup, and the SRV case's several lookups, a little later.
+        let limit = self.timeout.saturating_mul(8);
         let answer = match source {
             Source::Named(n) => {
                 tokio::time::timeout(limit, self.hosts(&n.host, n.port, n.weight)).await
@@ -83,7 +84,7 @@ impl Resolver {
             .inner
             .lookup_ip(name)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| describe(&e, self.timeout))?;
         let ttl = min_ttl(found.as_lookup());
         let targets = found
             .iter()
@@ -103,7 +104,7 @@ impl Resolver {
             .inner
             .srv_lookup(name)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| describe(&e, self.timeout))?;
         let mut ttl = min_ttl(found.as_lookup());
         let mut records = Vec::new();
         // Bounded by what one answer can hold; each target is asked for its addresses.
@@ -129,6 +130,25 @@ impl Resolver {
             targets: srv_targets(&records),
             ttl,
         })
+    }
+}
+
+/// A failure in words that stay the same while the failure does, so that it is logged once
+/// per change (hickory's own text names the query, which varies between A and AAAA).
+fn describe(error: &hickory_resolver::ResolveError, timeout: Duration) -> String {
+    use hickory_resolver::proto::ProtoErrorKind;
+    use hickory_resolver::ResolveErrorKind;
+    if error.is_nx_domain() {
+        return "no such name (NXDOMAIN)".into();
+    }
+    if error.is_no_records_found() {
+        return "no address records".into();
+    }
+    match error.kind() {
+        ResolveErrorKind::Proto(p) if matches!(p.kind(), ProtoErrorKind::Timeout) => {
+            format!("no answer from the name server within {timeout:?}")
+        }
+        _ => error.to_string(),
     }
 }
 

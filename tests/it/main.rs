@@ -8,6 +8,7 @@ mod cookie_affinity;
 mod cookie_drain;
 mod cookie_failover;
 mod dead_backend;
+mod discovery;
 mod drain;
 mod h2_upstream;
 mod h2c;
