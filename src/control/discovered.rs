@@ -145,13 +145,22 @@ impl Discovery {
     pub(super) fn start(&self, config: &Config, prepared: Prepared) {
         let mut tasks = self.tasks.lock().expect("discovery lock");
         tasks.retain(|name, t| {
+            let replaced = prepared.0.iter().any(|(p, _, _)| p == name);
             let keep = config
                 .pools
                 .get(name)
                 .is_some_and(|pc| sources(pc) == t.sources && config.resolver == t.resolver)
-                && !prepared.0.iter().any(|(p, _, _)| p == name);
+                && !replaced;
             if !keep {
                 t.task.abort();
+            }
+            if !keep && !replaced {
+                // The pool no longer discovers: it has no backend from DNS to report.
+                if let Some(stats) = self.stats.lock().expect("discovery stats lock").get(name) {
+                    stats
+                        .backends
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             keep
         });
@@ -173,6 +182,18 @@ impl Discovery {
             tasks.insert(name, running);
         }
     }
+}
+
+/// `running` with `update`'s answer stored, or `None` when that changes nothing or the pool's
+/// sources changed since the lookup began (a reload).
+pub(super) fn with_update(running: &Config, update: Update) -> Option<Config> {
+    let pc = running.pools.get(&update.pool)?;
+    if sources(pc) != update.sources || pc.resolved == update.resolved {
+        return None;
+    }
+    let mut config = running.clone();
+    config.pools.get_mut(&update.pool)?.resolved = update.resolved;
+    Some(config)
 }
 
 impl Drop for Discovery {

@@ -16,13 +16,13 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::diff::diff;
-use super::discovered::Discovery;
+use super::discovered::{with_update, Discovery};
 use super::edits;
 use super::error::ControlError;
 use super::maintenance::{Transitions, TICK};
 use crate::backend::{AdminState, State};
 use crate::config::{self, Config, ListenerConfig};
-use crate::discovery::{answer::sources, DiscoveryStats, Update};
+use crate::discovery::{DiscoveryStats, Update};
 use crate::snapshot::{Shared, Snapshot};
 
 use crate::server::{self, ListenerEnv};
@@ -322,19 +322,12 @@ impl Control {
     async fn store_discovered(&self, update: Update) {
         let _inner = self.inner.lock().await;
         let running = self.shared.snapshot.load().config.clone();
-        let mut config = running.clone();
-        // A reload may have changed the pool's sources since the lookup began.
-        let Some(pc) = config
-            .pools
-            .get_mut(&update.pool)
-            .filter(|pc| sources(pc) == update.sources && pc.resolved != update.resolved)
-        else {
-            return;
-        };
-        pc.resolved = update.resolved;
-        let changes = diff(&running, &config);
-        self.store_config(&config);
-        tracing::info!(pool.name = %update.pool, changes = %changes, "backends changed in DNS");
+        let pool = update.pool.clone();
+        if let Some(config) = with_update(&running, update) {
+            self.store_config(&config);
+            let changes = diff(&running, &config);
+            tracing::info!(pool.name = %pool, changes = %changes, "backends changed in DNS");
+        }
     }
 
     /// Each discovering pool's lookup counters, by pool name.

@@ -363,3 +363,56 @@ async fn srv_records_give_ports_and_weights() {
     let (h, l) = (heavy.requests(), light.requests());
     assert_eq!((h, l), (30, 10), "a 3:1 weighted round robin");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_discovered_backends_and_looks_a_changed_name_up() {
+    if skip() {
+        return;
+    }
+    let _timed = serial::timed().await;
+    let backends = backends_on_one_port(2).await;
+    let (a, b) = (&backends[0], &backends[1]);
+    let dns = Dnsmasq::start(
+        &[
+            (&a.addr.ip().to_string(), NAME),
+            (&b.addr.ip().to_string(), "other.test"),
+        ],
+        &[],
+    )
+    .await
+    .expect("dnsmasq");
+    let config = |name: &str| {
+        let pool = Pool::app()
+            .set("drain_quiet", "300ms")
+            .set_in("discover", "dns", name)
+            .set_in("discover", "port", i64::from(a.addr.port()));
+        resolver(
+            Config::new().admin().listener(Listener::web()).pool(pool),
+            &dns,
+        )
+    };
+    let tether = Tether::start(&config(NAME)).await;
+    let admin = Admin::new(tether.addr("admin"));
+    let client = Http1::new(tether.addr("web"));
+    assert_eq!(client.get("/").await.backend_id(), a.id);
+
+    // The same file: the running answer is kept, nothing is removed and re-added.
+    let reply = admin.post("/reload").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.text().contains("no changes"), "{}", reply.text());
+    assert_eq!(pool_ids(&admin).await, vec![a.id.clone()]);
+
+    // Another name: looked up before the new config is stored, the old address drains.
+    tether.rewrite_config(config("other.test"));
+    let reply = admin.post("/reload").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    assert!(
+        text.contains(&format!("backend {} added", b.id))
+            && text.contains(&format!("backend {} removed", a.id)),
+        "{text}"
+    );
+    assert_eq!(client.get("/").await.backend_id(), b.id);
+    admin.wait_gone("app", &a.id, WITHIN).await;
+    assert_eq!(pool_ids(&admin).await, vec![b.id.clone()]);
+}
