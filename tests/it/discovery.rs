@@ -416,3 +416,54 @@ async fn a_reload_keeps_discovered_backends_and_looks_a_changed_name_up() {
     admin.wait_gone("app", &a.id, WITHIN).await;
     assert_eq!(pool_ids(&admin).await, vec![b.id.clone()]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_answer_never_empties_the_pool_and_a_name_unknown_at_start_is_picked_up() {
+    if skip() {
+        return;
+    }
+    let _timed = serial::timed().await;
+    let backends = backends_on_one_port(1).await;
+    let a = &backends[0];
+    // The name does not exist yet: tether starts anyway, with nothing to send requests to.
+    let dns = Dnsmasq::start(&[], &[]).await.expect("dnsmasq");
+    let pool = Pool::app()
+        .set_in("discover", "dns", NAME)
+        .set_in("discover", "port", i64::from(a.addr.port()))
+        .set_in("discover", "interval", "1s");
+    let config = resolver(
+        Config::new().admin().listener(Listener::web()).pool(pool),
+        &dns,
+    );
+    let tether = Tether::start(&config).await;
+    let admin = Admin::new(tether.addr("admin"));
+    let client = Http1::new(tether.addr("web"));
+    assert_eq!(client.get("/").await.status, 503);
+    assert!(pool_ids(&admin).await.is_empty());
+
+    set_hosts(&dns, &[a]);
+    wait_until(
+        "the name, once it exists, gives the pool its backend",
+        || async { client.get("/").await.status == 200 },
+    )
+    .await;
+
+    // The name loses every address: that is a failed lookup, and the pool keeps serving.
+    let failures_before = metric(&admin.metrics().await, "tether_discovery_failures_total");
+    dns.set_hosts(&[]);
+    let load = Load::start(Http1::new(tether.addr("web")));
+    wait_until("empty answers are counted as failures", || async {
+        metric(&admin.metrics().await, "tether_discovery_failures_total") >= failures_before + 3
+    })
+    .await;
+    let (sent, failed) = load.finish().await;
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} requests failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(pool_ids(&admin).await, vec![a.id.clone()]);
+    let metrics = admin.metrics().await;
+    assert_eq!(metric(&metrics, "tether_discovery_backends"), 1);
+    assert_eq!(admin.state("app", &a.id).await.as_deref(), Some("up"));
+}
