@@ -205,3 +205,48 @@ impl Drop for Discovery {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::parse(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n\
+             [pool.p]\ndiscover = { dns = \"app.internal\", port = 80 }\n",
+        )
+        .unwrap()
+    }
+
+    fn backend(addr: &str) -> crate::config::BackendConfig {
+        crate::config::BackendConfig {
+            id: addr.into(),
+            addr: addr.parse().unwrap(),
+            weight: 1,
+        }
+    }
+
+    #[test]
+    fn an_update_applies_only_to_the_sources_it_was_looked_up_for() {
+        let running = config();
+        let update = |sources| Update {
+            pool: "p".into(),
+            sources,
+            resolved: vec![backend("10.0.0.5:80")],
+        };
+        let current = sources(&running.pools["p"]);
+        let applied = with_update(&running, update(current.clone())).expect("a change");
+        assert_eq!(applied.pools["p"].resolved, [backend("10.0.0.5:80")]);
+        assert!(
+            with_update(&applied, update(current)).is_none(),
+            "no change"
+        );
+        assert!(
+            with_update(&running, update(Vec::new())).is_none(),
+            "a reload changed them"
+        );
+        let mut gone = update(Vec::new());
+        gone.pool = "nope".into();
+        assert!(with_update(&running, gone).is_none());
+    }
+}

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_resolver::config::{
-    NameServerConfig, NameServerConfigGroup, ResolverConfig as HickoryConfig,
+    LookupIpStrategy, NameServerConfig, NameServerConfigGroup, ResolverConfig as HickoryConfig,
 };
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
@@ -48,6 +48,8 @@ impl Resolver {
         let opts = builder.options_mut();
         opts.timeout = config.timeout;
         opts.attempts = 1;
+        // A dual-stack replica is one backend: its IPv4 addresses, IPv6 only without any.
+        opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
         opts.positive_max_ttl = Some(config.min_ttl);
         opts.negative_max_ttl = Some(config.min_ttl);
         Ok(Self {
