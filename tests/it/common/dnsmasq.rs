@@ -44,59 +44,51 @@ impl Dnsmasq {
             .expect("chmod tempdir");
         let path = dir.path().join("hosts");
         write_hosts(&path, hosts);
-        // A free port: bound and released; dnsmasq fails loudly if another process took it.
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("free UDP port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(&bin)
-            .args([
-                "--no-daemon",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                &format!("--port={port}"),
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                &format!("--addn-hosts={}", path.display()),
-                // Answers carry TTL 0 unless a test says otherwise: tether's floor decides.
-                "--local-ttl=0",
-                "--log-facility=-",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut dns = Dnsmasq {
-            child,
-            addr,
-            hosts: path,
-            _dir: dir,
-        };
-        dns.wait_ready().await;
-        Some(dns)
-    }
-
-    /// Waits until dnsmasq accepts TCP on its port (it binds UDP and TCP together).
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return;
+        let log = dir.path().join("dnsmasq.log");
+        // A port taken between our check and dnsmasq's bind (other tests open connections
+        // all the time) makes it exit at once: try another.
+        let mut last_error = String::new();
+        for _ in 0..8 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut child = Command::new(&bin)
+                .args([
+                    "--no-daemon",
+                    "--conf-file=/dev/null",
+                    "--pid-file=",
+                    &format!("--port={}", addr.port()),
+                    "--listen-address=127.0.0.1",
+                    "--bind-interfaces",
+                    "--no-resolv",
+                    "--no-hosts",
+                    &format!("--addn-hosts={}", path.display()),
+                    // Answers carry TTL 0 unless a test says otherwise: tether's floor decides.
+                    "--local-ttl=0",
+                    "--log-facility=-",
+                ])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("dnsmasq log"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            match wait_ready(&mut child, addr).await {
+                Ok(()) => {
+                    return Some(Dnsmasq {
+                        child,
+                        addr,
+                        hosts: path,
+                        _dir: dir,
+                    })
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(&log).unwrap_or_default();
+                    last_error = format!("{e}: {log}");
+                }
             }
-            if let Some(status) = self.child.try_wait().expect("try_wait dnsmasq") {
-                panic!(
-                    "dnsmasq exited ({status}) before answering on {}",
-                    self.addr
-                );
-            }
-            assert!(Instant::now() < deadline, "dnsmasq not up on {}", self.addr);
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        panic!("dnsmasq did not start: {last_error}");
     }
 
     /// Replaces the hosts file and makes dnsmasq re-read it (SIGHUP).
@@ -125,6 +117,40 @@ impl Drop for Dnsmasq {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits until dnsmasq accepts TCP on its port (it binds UDP and TCP together).
+async fn wait_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait().expect("try_wait dnsmasq") {
+            return Err(format!("dnsmasq exited ({status}) on {addr}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("dnsmasq not up on {addr} within 10s"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1, below the usual ephemeral range (32768 and
+/// up on Linux) so that outgoing connections of concurrent tests are unlikely to take it.
+fn free_port() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    for i in 0..1000u32 {
+        let port = 20_000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 12_000) as u16;
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for dnsmasq in 20000..32000");
 }
 
 fn write_hosts(path: &std::path::Path, hosts: &[(&str, &str)]) {
