@@ -129,10 +129,11 @@ impl Discovery {
         while let Some(done) = lookups.join_next().await {
             let (name, tracker, next) = done.map_err(|e| format!("DNS lookup task: {e}"))?;
             let resolved = tracker.resolved();
-            if resolved.is_empty() {
-                tracing::warn!(pool.name = %name, "no backend from DNS yet; the pool answers 503 until a lookup succeeds");
-            }
             if let Some(pc) = config.pools.get_mut(&name) {
+                if resolved.is_empty() {
+                    // Not fatal: the name may not exist yet (a service still starting).
+                    tracing::warn!(pool.name = %name, other_backends = pc.backends.len(), "no backend from DNS yet; looking again while running");
+                }
                 pc.resolved = resolved;
             }
             prepared.push((name, tracker, next));
