@@ -9,6 +9,7 @@ mod cookie_drain;
 mod cookie_failover;
 mod dead_backend;
 mod discovery;
+mod discovery_names;
 mod drain;
 mod h2_upstream;
 mod h2c;

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod body;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod dnsmasq;
 pub mod hostile;
 pub mod killswitch;
