@@ -14,6 +14,7 @@ use super::client::Http1;
 use super::config::Config;
 use super::dnsmasq::{self, Dnsmasq, INSTALL};
 
+/// The name the tests' dnsmasq answers for.
 pub const NAME: &str = "app.test";
 /// Scheduling and /status polling on a loaded 2-core debug build.
 pub const WITHIN: Duration = Duration::from_secs(15);
@@ -56,12 +57,14 @@ fn hosts<'a>(backends: &[&'a TestBackend]) -> Vec<(String, &'a str)> {
         .collect()
 }
 
+/// Makes `NAME` resolve to these backends' addresses (none: an answer without addresses).
 pub fn set_hosts(dns: &Dnsmasq, backends: &[&TestBackend]) {
     let lines = hosts(backends);
     let refs: Vec<(&str, &str)> = lines.iter().map(|(ip, n)| (ip.as_str(), *n)).collect();
     dns.set_hosts(&refs);
 }
 
+/// `config` with `[resolver]` pointed at `dns`, a 200 ms TTL floor and a 500 ms query timeout.
 pub fn resolver(config: Config, dns: &Dnsmasq) -> Config {
     config
         .resolver("nameservers", vec![dns.addr.to_string()])
@@ -77,6 +80,7 @@ pub struct Load {
 }
 
 impl Load {
+    /// Starts the load on `client` (capped at two minutes).
     pub fn start(client: Http1) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
@@ -97,6 +101,7 @@ impl Load {
         Load { stop, sent, task }
     }
 
+    /// Stops the load: how many requests were sent, and every one that was not a 200.
     pub async fn finish(self) -> (u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let failures = self
@@ -107,12 +112,14 @@ impl Load {
     }
 }
 
+/// The ids `/status` lists for pool `app`, sorted.
 pub async fn pool_ids(admin: &Admin) -> Vec<String> {
     let mut ids = ids_in(&admin.status().await, "app");
     ids.sort();
     ids
 }
 
+/// Polls `check` until it holds; panics naming `what` after `WITHIN`.
 pub async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -125,6 +132,7 @@ where
     }
 }
 
+/// The value of `name{pool="app"}` in a `/metrics` text.
 pub fn metric(text: &str, name: &str) -> u64 {
     let prefix = format!("{name}{{pool=\"app\"}} ");
     text.lines()
