@@ -227,4 +227,22 @@ min_ttl = "500ms"
             assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
         }
     }
+
+    #[test]
+    fn tls_to_backends_by_name_without_tls_sni_is_a_warning() {
+        let text = GOOD
+            .replace("127.0.0.1:9002", "app.internal:9002")
+            .replace("balance = \"least_conn\"", "tls = true");
+        let c = parse(&text).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("pool.app.tls_sni (line 16)")),
+            "{:?}",
+            c.warnings
+        );
+        let c =
+            parse(&text.replace("tls = true", "tls = true\ntls_sni = \"app.internal\"")).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
 }
