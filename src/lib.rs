@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod dashboard;
+pub mod discovery;
 pub mod headers;
 pub mod health;
 pub mod metrics;

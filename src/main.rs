@@ -73,9 +73,19 @@ fn check(path: &Path) -> ExitCode {
             for w in &c.warnings {
                 eprintln!("warning: {w}");
             }
-            let backends: usize = c.pools.values().map(|p| p.backends.len()).sum();
+            let backends: usize = c
+                .pools
+                .values()
+                .map(|p| p.backends.len() + p.named.len())
+                .sum();
+            // Names are not looked up here: `check` needs no network.
+            let discover = c.pools.values().filter(|p| p.discover.is_some()).count();
+            let discover = match discover {
+                0 => String::new(),
+                n => format!(", {n} pool(s) discovering backends by DNS"),
+            };
             println!(
-                "{}: ok ({} listener(s), {} pool(s), {} backend(s))",
+                "{}: ok ({} listener(s), {} pool(s), {} backend(s){discover})",
                 path.display(),
                 c.listeners.len(),
                 c.pools.len(),

@@ -209,6 +209,7 @@ pub fn render(control: &Control) -> String {
             );
         }
     }
+    crate::discovery::write_metrics(&mut out, &control.discovery_stats());
     out
 }
 

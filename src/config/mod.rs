@@ -7,6 +7,7 @@
 //! names its key path and line, e.g. `pool.app.backend[1].addr (line 14): ...`, sorted by line.
 
 mod affinity;
+mod discover;
 mod pool;
 mod problems;
 mod raw;
@@ -187,5 +188,100 @@ weight = 2
     fn syntax_errors_name_the_line() {
         let err = parse("[[listener]\nname = 1").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn backend_names_discover_and_resolver() {
+        let text = GOOD.replace("127.0.0.1:9002", "App.Internal:9002")
+            + r#"
+[pool.found]
+discover = { dns = "app.internal", port = 8080, interval = "5s", weight = 3 }
+
+[pool.srv]
+discover = { srv = "_http._tcp.app.internal" }
+
+[resolver]
+nameservers = ["127.0.0.1:5353", "10.0.0.1"]
+min_ttl = "500ms"
+"#;
+        let c = parse(&text).unwrap();
+        let app = &c.pools["app"];
+        assert_eq!(app.backends.len(), 1);
+        assert_eq!(
+            app.named,
+            [NamedBackend {
+                id: "app-2".into(),
+                host: "app.internal".into(),
+                port: 9002,
+                weight: 2
+            }]
+        );
+        let found = &c.pools["found"];
+        assert!(found.backends.is_empty());
+        assert_eq!(
+            found.discover,
+            Some(DiscoverConfig {
+                query: DiscoverQuery::Dns {
+                    name: "app.internal".into(),
+                    port: 8080
+                },
+                interval: Some(Duration::from_secs(5)),
+                weight: 3,
+            })
+        );
+        assert_eq!(
+            c.pools["srv"].discover.as_ref().map(|d| &d.query),
+            Some(&DiscoverQuery::Srv {
+                name: "_http._tcp.app.internal".into()
+            })
+        );
+        assert_eq!(
+            c.resolver.nameservers,
+            [
+                "127.0.0.1:5353".parse().unwrap(),
+                "10.0.0.1:53".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.resolver.min_ttl, Duration::from_millis(500));
+        assert_eq!(c.resolver.max_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn discover_and_resolver_errors_name_key_and_line() {
+        let text = GOOD.replace("127.0.0.1:9002", "app internal:9002")
+            + "[pool.a]\ndiscover = { dns = \"app.internal\" }\n\
+               [pool.b]\ndiscover = { srv = \"_x._tcp.b\", port = 80 }\n\
+               [pool.c]\ndiscover = { dns = \"c\", srv = \"_x._tcp.c\", port = 1 }\n\
+               [pool.d]\n\
+               [resolver]\nnameservers = [\"dns.example\"]\n";
+        let err = parse(&text).unwrap_err().to_string();
+        for expected in [
+            "pool.app.backend[1].addr (line 16): invalid socket address \"app internal:9002\"; expected IP:port or name:port",
+            "pool.a.discover (line 19): discover.dns needs a port",
+            "pool.b.discover.port (line 21): an SRV record carries its own port",
+            "pool.c.discover (line 23): expected exactly one of",
+            "pool.d.backend: a pool needs at least one [[pool.NAME.backend]] or discover",
+            "resolver.nameservers[0] (line 26): invalid name server \"dns.example\"",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn tls_to_backends_by_name_without_tls_sni_is_a_warning() {
+        let text = GOOD
+            .replace("127.0.0.1:9002", "app.internal:9002")
+            .replace("balance = \"least_conn\"", "tls = true");
+        let c = parse(&text).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("pool.app.tls_sni (line 16)")),
+            "{:?}",
+            c.warnings
+        );
+        let c =
+            parse(&text.replace("tls = true", "tls = true\ntls_sni = \"app.internal\"")).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 }

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::discover::{backend_addr, validate_discover, BackendAddr};
 use super::problems::Problems;
 use super::raw::{RawHealth, RawPassive, RawPool};
 use super::suggest;
 use super::types::{
-    AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, PassiveConfig, PoolConfig,
-    Protocol, UpstreamTls, MAX_WEIGHT,
+    AllDown, BackendConfig, Balance, HealthCheck, HealthConfig, NamedBackend, PassiveConfig,
+    PoolConfig, Protocol, UpstreamTls, MAX_WEIGHT,
 };
 
 pub(super) fn validate_pool(
@@ -68,14 +69,19 @@ pub(super) fn validate_pool(
         &rp.idle_release,
         Duration::from_secs(1),
     );
-    if rp.backend.is_empty() {
+    let discover = rp
+        .discover
+        .as_ref()
+        .and_then(|d| validate_discover(p, &key, d));
+    if rp.backend.is_empty() && rp.discover.is_none() {
         p.add_plain(
             &format!("{key}.backend"),
-            "a pool needs at least one [[pool.NAME.backend]]",
+            "a pool needs at least one [[pool.NAME.backend]] or discover = { ... }",
         );
     }
     let mut ids = HashSet::new();
     let mut backends = Vec::new();
+    let mut named = Vec::new();
     for (i, rb) in rp.backend.iter().enumerate() {
         let bkey = format!("{key}.backend[{i}]");
         let id = rb.id.get_ref();
@@ -92,7 +98,7 @@ pub(super) fn validate_pool(
                 format_args!("duplicate backend id {id:?}"),
             );
         }
-        let addr = p.addr(&format!("{bkey}.addr"), &rb.addr);
+        let addr = backend_addr(p, &format!("{bkey}.addr"), &rb.addr);
         let weight = match &rb.weight {
             None => 1,
             Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(w.get_ref()) => *w.get_ref() as u32,
@@ -105,12 +111,19 @@ pub(super) fn validate_pool(
                 1
             }
         };
-        if let Some(addr) = addr {
-            backends.push(BackendConfig {
+        match addr {
+            Some(BackendAddr::Literal(addr)) => backends.push(BackendConfig {
                 id: id.clone(),
                 addr,
                 weight,
-            });
+            }),
+            Some(BackendAddr::Named(host, port)) => named.push(NamedBackend {
+                id: id.clone(),
+                host,
+                port,
+                weight,
+            }),
+            None => {}
         }
     }
     let health = rp.health.as_ref().map(|h| validate_health(p, &key, h));
@@ -166,6 +179,28 @@ pub(super) fn validate_pool(
             .map(|c| crate::tls::resolve(base, std::path::Path::new(c.get_ref()))),
         sni: rp.tls_sni.as_ref().map(|s| s.get_ref().clone()),
     });
+    // SNI is per pool and defaults to the backend's IP, which certificates rarely name.
+    let by_name = rp
+        .backend
+        .iter()
+        .map(|b| &b.addr)
+        .find(|a| a.get_ref().parse::<std::net::SocketAddr>().is_err());
+    if let (Some(_), None, Some(at)) = (&tls, &rp.tls_sni, by_name) {
+        p.warn(
+            &format!("{key}.tls_sni"),
+            at,
+            "backends are reached by name over TLS, but SNI and verification use their IP \
+             address: set tls_sni to the name their certificate has",
+        );
+    }
+    if let (Some(_), None, Some(d)) = (&tls, &rp.tls_sni, &rp.discover) {
+        p.warn(
+            &format!("{key}.tls_sni"),
+            d,
+            "discovered backends are reached over TLS by IP address: set tls_sni to the name \
+             their certificate has",
+        );
+    }
     if let Some(t) = &tls {
         if let Some(sni) = &rp.tls_sni {
             if rustls::pki_types::ServerName::try_from(sni.get_ref().as_str()).is_err() {
@@ -215,6 +250,9 @@ pub(super) fn validate_pool(
         max_pending: rp.max_pending.unwrap_or(100),
         queue_timeout,
         backends,
+        named,
+        discover,
+        resolved: Vec::new(),
     })
 }
 

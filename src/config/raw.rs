@@ -18,12 +18,32 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) pool: BTreeMap<String, RawPool>,
     pub(super) log: Option<RawLog>,
+    pub(super) resolver: Option<RawResolver>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     pub(super) format: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResolver {
+    pub(super) nameservers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) min_ttl: Option<Spanned<String>>,
+    pub(super) max_ttl: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscover {
+    pub(super) dns: Option<Spanned<String>>,
+    pub(super) srv: Option<Spanned<String>>,
+    pub(super) port: Option<Spanned<i64>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) weight: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -121,6 +141,7 @@ pub(super) struct RawPool {
     pub(super) max_connections: Option<usize>,
     pub(super) max_pending: Option<usize>,
     pub(super) queue_timeout: Option<Spanned<String>>,
+    pub(super) discover: Option<Spanned<RawDiscover>>,
     #[serde(default)]
     pub(super) backend: Vec<RawBackend>,
 }

@@ -21,6 +21,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Backend pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
+    /// `[resolver]`: how backend names and `discover` queries are resolved.
+    pub resolver: ResolverConfig,
     /// Things that are valid but probably not what the operator wants (printed by `check`).
     pub warnings: Vec<String>,
     /// `[log]`: how log lines are written.
@@ -225,8 +227,81 @@ pub struct PoolConfig {
     pub max_pending: usize,
     /// Longest a request waits for a backend at its cap before it is answered 503.
     pub queue_timeout: Duration,
-    /// Backends, in file order.
+    /// Backends with a literal `IP:port`, in file order (and those the admin API added).
     pub backends: Vec<BackendConfig>,
+    /// Backends whose `addr` is `name:port`, resolved at start and while running.
+    pub named: Vec<NamedBackend>,
+    /// Backends discovered from DNS, if the pool has `discover`.
+    pub discover: Option<DiscoverConfig>,
+    /// The current answer for `named` and `discover`: the last good lookup of each (empty
+    /// until the first). Pools are built from `backends` followed by these.
+    pub resolved: Vec<BackendConfig>,
+}
+
+/// A backend whose `addr` is `name:port`: one backend, its address re-resolved while running.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NamedBackend {
+    /// Stable identity, as for any backend.
+    pub id: String,
+    /// The DNS name to resolve.
+    pub host: String,
+    /// The port to connect to.
+    pub port: u16,
+    /// Relative share of traffic.
+    pub weight: u32,
+}
+
+/// `discover = { ... }`: a pool's backends from DNS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DiscoverConfig {
+    /// What to look up.
+    pub query: DiscoverQuery,
+    /// Longest time between lookups (a shorter record TTL refreshes sooner); `None`: the
+    /// `[resolver] max_ttl`.
+    pub interval: Option<Duration>,
+    /// Weight of each backend of an A/AAAA answer (SRV records carry their own).
+    pub weight: u32,
+}
+
+/// The lookup behind `discover`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DiscoverQuery {
+    /// A/AAAA records of `name`: one backend per address, all on `port`.
+    Dns {
+        /// The name to look up.
+        name: String,
+        /// The port every address is reached on.
+        port: u16,
+    },
+    /// SRV records of `name`: target, port and weight from each record.
+    Srv {
+        /// The SRV name, e.g. `_http._tcp.app.internal`.
+        name: String,
+    },
+}
+
+/// `[resolver]`: name servers and the bounds put on record TTLs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResolverConfig {
+    /// Name servers to ask (UDP, TCP on truncation); empty = the system's (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// Shortest time between lookups of one pool, whatever the TTL (a TTL of 0 is common).
+    pub min_ttl: Duration,
+    /// Longest time between lookups, whatever the TTL; the default `discover.interval`.
+    pub max_ttl: Duration,
+    /// Time one lookup may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            min_ttl: Duration::from_secs(1),
+            max_ttl: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+        }
+    }
 }
 
 /// `tls = true` on a pool: how backends are verified.

@@ -119,6 +119,7 @@ fn validate(p: &mut Problems<'_>, raw: RawConfig, base: &Path) -> Option<Config>
         Some(AdminConfig { listen, token })
     });
 
+    let resolver = super::discover::validate_resolver(p, raw.resolver.as_ref());
     let mut pools = BTreeMap::new();
     for (name, rp) in &raw.pool {
         if let Some(pool) = pool::validate_pool(p, name, rp, base) {
@@ -241,6 +242,7 @@ fn validate(p: &mut Problems<'_>, raw: RawConfig, base: &Path) -> Option<Config>
         admin,
         listeners,
         pools,
+        resolver,
         log,
         warnings: std::mem::take(&mut p.warnings),
     })

@@ -72,6 +72,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             .map(|(name, p)| {
                 let mut p = p.clone();
                 p.backends.clear();
+                p.resolved.clear();
                 (name.clone(), p)
             })
             .collect()
@@ -89,7 +90,9 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         let Some(old_pool) = old.pools.get(name) else {
             continue;
         };
-        let (o, n) = (by_id(&old_pool.backends), by_id(&new_pool.backends));
+        // What DNS answered counts as backends too: a discovery update is reported like an edit.
+        let all = |p: &crate::config::PoolConfig| [by_id(&p.backends), by_id(&p.resolved)].concat();
+        let (o, n) = (all(old_pool), all(new_pool));
         let changes = Changes::between(
             o.iter().map(|(k, v)| (k.as_str(), v)),
             n.iter().map(|(k, v)| (k.as_str(), v)),

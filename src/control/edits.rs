@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::error::ControlError;
-use crate::config::{BackendConfig, Config, MAX_WEIGHT};
+use crate::config::{BackendConfig, Config, PoolConfig, MAX_WEIGHT};
 
 /// Adds backend `id` to `pool` or updates its address and weight. True if it was added.
 pub fn upsert_backend(
@@ -35,6 +35,7 @@ pub fn upsert_backend(
         .pools
         .get_mut(pool)
         .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+    refuse_resolved(pc, id)?;
     Ok(match pc.backends.iter_mut().find(|b| b.id == id) {
         Some(b) => {
             b.addr = addr;
@@ -58,6 +59,7 @@ pub fn remove_backend(config: &mut Config, pool: &str, id: &str) -> Result<(), C
         .pools
         .get_mut(pool)
         .ok_or_else(|| ControlError::UnknownPool(pool.into()))?;
+    refuse_resolved(pc, id)?;
     let before = pc.backends.len();
     pc.backends.retain(|b| b.id != id);
     if pc.backends.len() == before {
@@ -66,9 +68,24 @@ pub fn remove_backend(config: &mut Config, pool: &str, id: &str) -> Result<(), C
             id: id.into(),
         });
     }
-    if pc.backends.is_empty() {
+    // A pool whose backends come from DNS may have no literal one left.
+    if pc.backends.is_empty() && pc.named.is_empty() && pc.discover.is_none() {
         return Err(ControlError::Invalid(format!(
             "{id:?} is the last backend of pool {pool:?}; a pool needs at least one"
+        )));
+    }
+    Ok(())
+}
+
+/// A backend that DNS names (an `addr` of `name:port`, or `discover`) follows its answer: an
+/// admin edit would be undone by the next lookup, so it is refused and the reason given.
+fn refuse_resolved(pc: &PoolConfig, id: &str) -> Result<(), ControlError> {
+    let named = pc.named.iter().any(|n| n.id == id);
+    let discovered = pc.resolved.iter().any(|r| r.id == id);
+    if named || discovered {
+        return Err(ControlError::Invalid(format!(
+            "backend {id:?} comes from DNS; change the DNS answer or the config file \
+             (drain, enable and disable still apply)"
         )));
     }
     Ok(())

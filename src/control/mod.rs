@@ -6,6 +6,7 @@
 //! A change that does not validate is refused whole and nothing is touched.
 
 pub mod diff;
+mod discovered;
 mod edits;
 mod error;
 mod maintenance;

@@ -16,11 +16,13 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::diff::diff;
+use super::discovered::{with_update, Discovery};
 use super::edits;
 use super::error::ControlError;
 use super::maintenance::{Transitions, TICK};
 use crate::backend::{AdminState, State};
 use crate::config::{self, Config, ListenerConfig};
+use crate::discovery::{DiscoveryStats, Update};
 use crate::snapshot::{Shared, Snapshot};
 
 use crate::server::{self, ListenerEnv};
@@ -49,12 +51,22 @@ pub struct Control {
     health_tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     drain_tx: watch::Sender<bool>,
     workers: Arc<Workers>,
+    discovery: Discovery,
 }
 
 impl Control {
     /// Builds the routing state for `config` and binds its listeners; fails without serving
     /// anything if any address cannot be bound.
-    pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        mut config: Config,
+        config_path: Option<PathBuf>,
+    ) -> anyhow::Result<Arc<Self>> {
+        // Names are resolved before the first snapshot, so pools start with their backends.
+        let (discovery, updates) = Discovery::new();
+        let prepared = discovery
+            .prepare(&mut config, None)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         // Before the routing state: each backend keeps one idle stack per worker.
         let workers = Workers::start(config.runtime.threads)
             .map_err(|e| anyhow::anyhow!("cannot start worker threads: {e}"))?;
@@ -72,6 +84,7 @@ impl Control {
             health_tasks: Mutex::default(),
             drain_tx: watch::channel(false).0,
             workers,
+            discovery,
         });
         let mut bound = Vec::new();
         for l in &config.listeners {
@@ -88,7 +101,9 @@ impl Control {
             }
         }
         control.ensure_health_tasks();
+        control.discovery.start(&config, prepared);
         tokio::spawn(maintain(Arc::downgrade(&control)));
+        tokio::spawn(apply_discovered(Arc::downgrade(&control), updates));
         Ok(control)
     }
 
@@ -147,9 +162,14 @@ impl Control {
         let path = self.config_path.as_ref().ok_or_else(|| {
             ControlError::Invalid("tether was started without a config file".into())
         })?;
-        let new = config::load(path).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let mut new = config::load(path).map_err(|e| ControlError::Invalid(e.to_string()))?;
         let mut inner = self.inner.lock().await;
         let running = self.shared.snapshot.load().config.clone();
+        let prepared = self
+            .discovery
+            .prepare(&mut new, Some(&running))
+            .await
+            .map_err(ControlError::Apply)?;
         if new.admin != running.admin {
             tracing::warn!("[admin] changes take effect at the next restart");
         }
@@ -190,6 +210,7 @@ impl Control {
         }
         let changes = diff(&running, &new);
         self.store_config(&new);
+        self.discovery.start(&new, prepared);
         let mut failed = Vec::new();
         // Unchanged TLS listeners pick up re-read certificates for new handshakes.
         for (name, running) in &inner.listeners {
@@ -299,6 +320,24 @@ impl Control {
         Ok(())
     }
 
+    /// Stores what DNS now answers for a pool, as an edit of the running config: added
+    /// addresses start like added backends, removed ones drain like an admin DELETE.
+    async fn store_discovered(&self, update: Update) {
+        let _inner = self.inner.lock().await;
+        let running = self.shared.snapshot.load().config.clone();
+        let pool = update.pool.clone();
+        if let Some(config) = with_update(&running, update) {
+            self.store_config(&config);
+            let changes = diff(&running, &config);
+            tracing::info!(pool.name = %pool, changes = %changes, "backends changed in DNS");
+        }
+    }
+
+    /// Each discovering pool's lookup counters, by pool name.
+    pub fn discovery_stats(&self) -> Vec<(String, Arc<DiscoveryStats>)> {
+        self.discovery.stats()
+    }
+
     /// Stops every listener (sockets close) and asks open connections to finish and close.
     pub async fn shutdown(&self) {
         let mut inner = self.inner.lock().await;
@@ -359,6 +398,19 @@ async fn maintain(control: std::sync::Weak<Control>) {
             control.store_config(&config);
             tracing::info!("removed backends that finished draining");
         }
+    }
+}
+
+/// Applies DNS answers as they change, while the control plane lives.
+async fn apply_discovered(
+    control: std::sync::Weak<Control>,
+    mut updates: tokio::sync::mpsc::UnboundedReceiver<Update>,
+) {
+    while let Some(update) = updates.recv().await {
+        let Some(control) = control.upgrade() else {
+            return;
+        };
+        control.store_discovered(update).await;
     }
 }
 

@@ -43,9 +43,15 @@ impl Pool {
                 p.backends.iter().filter(|b| &*b.id == id).collect()
             })
         };
+        // Resolved backends (DNS) follow the literal ones; an id both have is the literal's.
+        let resolved = config
+            .resolved
+            .iter()
+            .filter(|r| !config.backends.iter().any(|b| b.id == r.id));
         let mut backends: Vec<Arc<Backend>> = config
             .backends
             .iter()
+            .chain(resolved)
             .map(|b| match old_of(&b.id).into_iter().find(|old| old.addr == b.addr) {
                 Some(old) => {
                     // Re-added while it drained after a removal: it takes its place again

@@ -277,3 +277,30 @@ fn a_misspelled_required_key_is_named_and_the_rest_of_the_file_still_checked() {
         describe(&output)
     );
 }
+
+#[test]
+fn a_backend_name_is_accepted_and_a_bad_addr_says_what_is() {
+    let named = broken(&[("127.0.0.1:9002", "app.internal:9002")]);
+    let output = check_config(&named);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_rejected(
+        &broken(&[("127.0.0.1:9002", "app internal:9002")]),
+        &[
+            "pool.app.backend[1].addr (line 23)",
+            "expected IP:port or name:port",
+        ],
+    );
+    assert_rejected(
+        &format!(
+            "{}\n[resolver]\nnameservers = [\"ns.example\"]\n",
+            broken(&[(
+                "balance = \"round_robin\"",
+                "discover = { dns = \"app.internal\" }",
+            )])
+        ),
+        &[
+            "pool.app.discover (line 13): discover.dns needs a port",
+            "resolver.nameservers[0] (line 27)",
+        ],
+    );
+}

@@ -24,6 +24,7 @@ async fn a_slow_backend_gets_far_fewer_requests_than_a_fast_one() {
     let slow = TestBackend::start_with(BackendOptions {
         id: "slow".into(),
         delay: Duration::from_millis(250),
+        ..Default::default()
     })
     .await;
     let fast = TestBackend::start("fast").await;

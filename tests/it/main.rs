@@ -13,6 +13,8 @@ mod cookie_failover;
 mod dashboard;
 mod dead_backend;
 mod deploy;
+mod discovery;
+mod discovery_names;
 mod drain;
 mod empty_reply;
 mod h2_upstream;

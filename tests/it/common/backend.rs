@@ -41,13 +41,16 @@ pub struct BackendOptions {
     pub id: String,
     /// Fixed delay before answering every request, whatever the path.
     pub delay: Duration,
+    /// Where to listen; `None`: 127.0.0.1, a port the OS picks. Any 127.0.0.0/8 address
+    /// works on Linux, so backends a DNS answer names can differ by address, not port.
+    pub listen: Option<SocketAddr>,
 }
 
 /// A running test backend; it stops accepting when dropped.
 pub struct TestBackend {
     /// The id this backend names itself with.
     pub id: String,
-    /// Where it listens (always 127.0.0.1, a port the OS picked).
+    /// Where it listens (127.0.0.1 and a port the OS picked, unless the options said).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     accept_loop: AbortHandle,
@@ -78,11 +81,15 @@ impl TestBackend {
         .await
     }
 
-    /// Starts a backend with these options on 127.0.0.1:0, serving from a background task.
+    /// Starts a backend with these options (on 127.0.0.1:0 unless `listen` says otherwise),
+    /// serving from a background task.
     pub async fn start_with(options: BackendOptions) -> TestBackend {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listen = options
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = TcpListener::bind(listen)
             .await
-            .expect("bind test backend");
+            .unwrap_or_else(|e| panic!("bind test backend on {listen}: {e}"));
         let addr = listener.local_addr().expect("backend local addr");
         let shared = Arc::new(Shared {
             id: options.id.clone(),

@@ -21,6 +21,7 @@ const ANY_PORT: &str = "127.0.0.1:0";
 pub struct Config {
     runtime: Keys,
     admin: Option<Keys>,
+    resolver: Keys,
     listeners: Vec<Listener>,
     pools: Vec<Pool>,
 }
@@ -63,6 +64,12 @@ impl Config {
         self
     }
 
+    /// Sets `key = value` in `[resolver]` (`nameservers`, `min_ttl`, ...).
+    pub fn resolver(mut self, key: &str, value: impl Into<Value>) -> Config {
+        self.resolver.set(key, value);
+        self
+    }
+
     /// Adds a `[[listener]]`, after those already added.
     pub fn listener(mut self, listener: Listener) -> Config {
         self.listeners.push(listener);
@@ -83,6 +90,9 @@ impl fmt::Display for Config {
         }
         if let Some(admin) = &self.admin {
             write!(f, "\n[admin]\n{admin}")?;
+        }
+        if !self.resolver.is_empty() {
+            write!(f, "\n[resolver]\n{}", self.resolver)?;
         }
         for listener in &self.listeners {
             write!(f, "\n[[listener]]\n{}", listener.keys)?;

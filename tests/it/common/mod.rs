@@ -7,6 +7,8 @@ pub mod body;
 pub mod browser;
 pub mod client;
 pub mod config;
+pub mod dns;
+pub mod dnsmasq;
 pub mod hostile;
 pub mod killswitch;
 pub mod pki;
