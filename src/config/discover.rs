@@ -36,14 +36,7 @@ pub(super) fn backend_addr(
     match named {
         Some((host, port)) => Some(BackendAddr::Named(host.to_ascii_lowercase(), port)),
         None => {
-            p.add(
-                key,
-                raw,
-                format_args!(
-                    "invalid socket address {text:?}; expected IP:port or name:port \
-                     (e.g. \"10.0.0.5:8080\", \"[fd00::5]:8080\", \"app.internal:8080\")"
-                ),
-            );
+            p.add(key, raw, super::problems::bad_backend_addr(text));
             None
         }
     }

@@ -256,7 +256,8 @@ min_ttl = "500ms"
                [resolver]\nnameservers = [\"dns.example\"]\n";
         let err = parse(&text).unwrap_err().to_string();
         for expected in [
-            "pool.app.backend[1].addr (line 16): invalid socket address \"app internal:9002\"; expected IP:port or name:port",
+            "pool.app.backend[1].addr (line 16): invalid socket address \"app internal:9002\": \
+             \"app internal\" is neither an IP address nor a DNS name; expected IP:port or name:port",
             "pool.a.discover (line 19): discover.dns needs a port",
             "pool.b.discover.port (line 21): an SRV record carries its own port",
             "pool.c.discover (line 23): expected exactly one of",

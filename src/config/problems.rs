@@ -28,20 +28,35 @@ impl std::error::Error for ConfigErrors {}
 /// Why `s` is not an `IP:port` socket address, and what would be: `invalid socket address
 /// "10.0.0.5": no port; expected IP:port, e.g. "10.0.0.5:9001"`.
 pub(super) fn bad_addr(s: &str) -> String {
-    const EXPECTED: &str = "expected IP:port, e.g. \"127.0.0.1:9001\"";
+    describe_bad_addr(s, false)
+}
+
+/// [`bad_addr`] for an address that may also be `name:port` (a backend's).
+pub(super) fn bad_backend_addr(s: &str) -> String {
+    describe_bad_addr(s, true)
+}
+
+fn describe_bad_addr(s: &str, names: bool) -> String {
+    let form = if names {
+        "IP:port or name:port"
+    } else {
+        "IP:port"
+    };
+    let expected = format!("expected {form}, e.g. \"127.0.0.1:9001\"");
+    let expected = expected.as_str();
     let why = if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         let example = SocketAddr::new(ip, 9001);
-        format!("no port; expected IP:port, e.g. \"{example}\"")
+        format!("no port; expected {form}, e.g. \"{example}\"")
     } else {
         let split = match s.strip_prefix('[') {
             Some(rest) => rest.split_once("]:"),
             None => s.rsplit_once(':'),
         };
         match split {
-            None => format!("no port; {EXPECTED}"),
-            Some((_, "")) => format!("no port after the colon; {EXPECTED}"),
+            None => format!("no port; {expected}"),
+            Some((_, "")) => format!("no port after the colon; {expected}"),
             Some((_, port)) if !port.bytes().all(|b| b.is_ascii_digit()) => {
-                format!("port {port:?} is not a number; {EXPECTED}")
+                format!("port {port:?} is not a number; {expected}")
             }
             Some((_, port)) if port.parse::<u16>().is_err() => {
                 format!("port {port} is out of range (0-65535)")
@@ -49,7 +64,10 @@ pub(super) fn bad_addr(s: &str) -> String {
             Some((host, _)) if host.contains(':') && !s.starts_with('[') => {
                 "an IPv6 address goes in brackets, e.g. \"[::1]:9001\"".to_string()
             }
-            Some((host, _)) => format!("{host:?} is not an IP address; {EXPECTED}"),
+            Some((host, _)) if names => {
+                format!("{host:?} is neither an IP address nor a DNS name; {expected}")
+            }
+            Some((host, _)) => format!("{host:?} is not an IP address; {expected}"),
         }
     };
     format!("invalid socket address {s:?}: {why}")

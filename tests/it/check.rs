@@ -228,7 +228,7 @@ fn every_kind_of_mistake_is_reported_in_one_run_in_line_order_with_suggestions()
         "pool.app.balance (line 13): unknown balance \"least_con\"; did you mean \"least_conn\"?",
         "pool.app.helth (line 14): unknown key `helth`; did you mean `health`?",
         "pool.app.backend[0].addr (line 20): invalid socket address \"10.0.0.5\": no port; \
-         expected IP:port, e.g. \"10.0.0.5:9001\"",
+         expected IP:port or name:port, e.g. \"10.0.0.5:9001\"",
         "pool.app.backend[1].wieght (line 25): unknown key `wieght`; did you mean `weight`?",
     ];
     let lines = problems(&output);
