@@ -115,6 +115,9 @@ async fn handle(
             return resp;
         }
     }
+    if let Some(why) = crate::cross_site::refusal(req.method(), req.headers()) {
+        return error(StatusCode::FORBIDDEN, why);
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod cross_site;
 pub mod dashboard;
 pub mod discovery;
 pub mod headers;

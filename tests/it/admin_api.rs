@@ -303,3 +303,35 @@ async fn with_a_token_every_admin_call_needs_it() {
     assert_eq!(backend_in(&status, "app", "a").unwrap()["state"], "up");
     assert_eq!(right.get("/metrics").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_call_from_another_site_changes_nothing() {
+    let (a, b) = (TestBackend::start("a").await, TestBackend::start("b").await);
+    let tether = Tether::start(config(&[&a, &b], None)).await;
+    let admin = Admin::new(tether.addr("admin"));
+    // What a page elsewhere makes the browser send to a loopback admin listener.
+    for headers in [
+        &[("origin", "http://evil.example")][..],
+        &[("sec-fetch-site", "cross-site")][..],
+    ] {
+        let reply = admin
+            .call_with(Method::POST, "/pools/app/backends/a/drain", "", headers)
+            .await;
+        assert_eq!(reply.status, 403, "{headers:?}: {}", reply.text());
+        assert_eq!(admin.state("app", "a").await.as_deref(), Some("up"));
+    }
+    // The dashboard's own calls come from the admin listener's origin.
+    let origin = format!("http://{}", tether.addr("admin"));
+    let reply = admin
+        .call_with(
+            Method::POST,
+            "/pools/app/backends/a/drain",
+            "{}",
+            &[
+                ("origin", origin.as_str()),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
