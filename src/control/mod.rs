@@ -9,6 +9,7 @@ pub mod diff;
 mod discovered;
 mod edits;
 mod error;
+mod listeners;
 mod maintenance;
 mod plane;
 

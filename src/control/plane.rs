@@ -19,6 +19,7 @@ use super::diff::diff;
 use super::discovered::{with_update, Discovery};
 use super::edits;
 use super::error::ControlError;
+use super::listeners::{load_tls, same_socket};
 use super::maintenance::{Transitions, TICK};
 use crate::backend::{AdminState, State};
 use crate::config::{self, Config, ListenerConfig};
@@ -370,16 +371,6 @@ impl Control {
     }
 }
 
-/// The TLS acceptor of a listener, if it has certificates.
-fn load_tls(l: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
-    if l.tls.is_empty() {
-        return Ok(None);
-    }
-    crate::tls::acceptor(&l.tls)
-        .map(Some)
-        .map_err(|e| format!("listener {:?}: {e}", l.name))
-}
-
 /// Runs the maintenance pass (see [`super::maintenance`]) every tick while the control plane
 /// lives, and rebuilds the snapshot when a removed backend finished draining.
 async fn maintain(control: std::sync::Weak<Control>) {
@@ -412,15 +403,4 @@ async fn apply_discovered(
         };
         control.store_discovered(update).await;
     }
-}
-
-/// True when a running listener can serve `new` as it is: everything but its routes and
-/// default pool (which requests read from the snapshot) is the same.
-fn same_socket(running: &ListenerConfig, new: &ListenerConfig) -> bool {
-    let routing_aside = |l: &ListenerConfig| ListenerConfig {
-        pool: None,
-        routes: Vec::new(),
-        ..l.clone()
-    };
-    routing_aside(running) == routing_aside(new)
 }
