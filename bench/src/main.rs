@@ -10,6 +10,8 @@ mod lab;
 mod load;
 mod procs;
 mod rate;
+mod recompute;
+mod record;
 mod redis_server;
 mod render;
 mod report;
@@ -61,6 +63,12 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Re-derive a run's table from its raw record (cells/*/requests.jsonl) and say whether
+    /// it agrees with the run's report.json. Exit 0: it agrees; 1: it differs; 2: unreadable.
+    Recompute {
+        /// The run's report directory (its --out).
+        out: PathBuf,
+    },
     /// Check that your own service keeps no hidden local state: three instances behind tether,
     /// anti-affinity, a SIGKILL and a restart. Exit 0: none found; 1: found (the first failure
     /// is named); 2: bad input.
@@ -111,6 +119,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Recompute { out } => match recompute::run(&out) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("tether-bench recompute: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Verify { args } => {
             match verify::run(&args, &tether_or_default(args.tether.clone())) {
                 Ok(true) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! The report's data model and its stable JSON schema (report.json): a scenario's cells, the
 //! checks of each, and the timeline as it was carried out. Rendering it is `render`'s job.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
 use crate::stats::CellStats;
@@ -10,7 +10,7 @@ use crate::stats::CellStats;
 pub const SCHEMA: u32 = 1;
 
 /// One expectation checked against one cell.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Check {
     /// The `METRIC_min` / `METRIC_max` key.
     pub expect: String,
@@ -25,7 +25,7 @@ pub struct Check {
 }
 
 /// One timeline event as it was carried out.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct EventRecord {
     /// "affinity/sessions" of the cell.
     pub cell: String,
@@ -44,7 +44,7 @@ pub struct EventRecord {
 }
 
 /// One cell of the matrix.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct CellReport {
     /// tether affinity mode.
     pub affinity: String,
@@ -116,7 +116,7 @@ impl CellReport {
 }
 
 /// A scenario's report.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct ScenarioReport {
     /// The report.json layout version, [`SCHEMA`].
     pub schema: u32,
@@ -128,6 +128,8 @@ pub struct ScenarioReport {
     pub quick: bool,
     /// Load duration per cell (s).
     pub duration_s: f64,
+    /// Timeline bucket width (s), for re-deriving the timeline from the raw record.
+    pub bucket_s: f64,
     /// Concurrent users.
     pub users: usize,
     /// Mean think time (ms).
@@ -153,6 +155,7 @@ impl ScenarioReport {
             description: sc.description.clone(),
             quick,
             duration_s: sc.duration.0.as_secs_f64(),
+            bucket_s: sc.bucket().as_secs_f64(),
             users: sc.load.users,
             think_ms: sc.load.think.0.as_secs_f64() * 1000.0,
             backends: sc.topology.backends,

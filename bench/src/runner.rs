@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::lab::{Lab, Launcher, Stop};
+use crate::record;
 use crate::redis_server::RedisServer;
 use crate::render;
 use crate::report::{CellReport, ScenarioReport};
@@ -57,8 +58,10 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
         }
         let mut reports = Vec::new();
         let mut failed = None;
+        let suite = scenarios.len() > 1;
         for sc in &scenarios {
-            match run_scenario(sc, opts, redis.as_ref().ok()).await {
+            let dir = report_dir(opts, sc, suite);
+            match run_scenario(sc, opts, &dir, redis.as_ref().ok()).await {
                 Ok(r) => reports.push(r),
                 Err(e) => {
                     failed = Some(e);
@@ -82,12 +85,8 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
         }
     })?;
     let suite = reports.len() > 1;
-    for r in &reports {
-        let dir = if suite {
-            opts.out.join(&r.scenario)
-        } else {
-            opts.out.clone()
-        };
+    for (r, sc) in reports.iter().zip(&scenarios) {
+        let dir = report_dir(opts, sc, suite);
         render::write(r, &dir)?;
         println!("{}", render::table(r));
         println!("report: {}", dir.join("index.html").display());
@@ -102,9 +101,19 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
     Ok(reports.iter().all(|r| r.passed))
 }
 
+/// Where a scenario's report goes: the output directory, or a directory of its own in a suite.
+fn report_dir(opts: &RunOpts, sc: &Scenario, suite: bool) -> PathBuf {
+    if suite {
+        opts.out.join(&sc.name)
+    } else {
+        opts.out.clone()
+    }
+}
+
 async fn run_scenario(
     sc: &Scenario,
     opts: &RunOpts,
+    report_dir: &Path,
     redis: Option<&RedisServer>,
 ) -> anyhow::Result<ScenarioReport> {
     let mut cells = Vec::new();
@@ -158,7 +167,13 @@ async fn run_scenario(
         // Every process of the cell is stopped before anything else happens, bad input included.
         lab.shutdown().await;
         match outcome {
-            Ok(_) => {}
+            Ok(result) => {
+                let path = report_dir
+                    .join("cells")
+                    .join(cell.slug())
+                    .join(record::FILE);
+                record::write(&path, &result)?;
+            }
             Err(Stop::Skip(why)) => {
                 eprintln!("{label}: SKIPPED: {why}");
                 cell.skip(&why);

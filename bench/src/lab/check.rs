@@ -20,17 +20,7 @@ pub fn check(sc: &Scenario, cell: &mut CellReport) {
         .filter(|x| x.matches(&cell.affinity, &cell.sessions))
     {
         for (key, &limit) in &x.limits {
-            let (metric, is_min) = match key.strip_suffix("_min") {
-                Some(m) => (m, true),
-                None => (key.strip_suffix("_max").unwrap_or(key), false),
-            };
-            let value = cell.stats.metric(metric);
-            let pass = match value {
-                Some(v) if is_min => v >= limit,
-                Some(v) => v <= limit,
-                // Only "never reached" has no value: slower than any minimum, over any maximum.
-                None => is_min,
-            };
+            let (value, pass) = cell.stats.judge(key, limit);
             cell.checks.push(Check {
                 expect: key.clone(),
                 limit,

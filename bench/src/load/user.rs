@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
@@ -39,6 +40,11 @@ pub struct User {
     conns: Vec<Option<Sender>>,
     /// Steps sent so far, for unique nonces.
     nonces: u64,
+    /// The current identity's session (its n-th login attempt) and how many it attempted.
+    session: u32,
+    attempts: u32,
+    /// The pacing of the action about to send, for its first request's sample.
+    pacing: Option<Option<Duration>>,
     out: LoadResult,
 }
 
@@ -63,6 +69,9 @@ impl User {
             identity: 0,
             jar: Jar::default(),
             nonces: 0,
+            session: 0,
+            attempts: 0,
+            pacing: None,
             out: LoadResult::default(),
         }
     }
@@ -82,10 +91,7 @@ impl User {
         // The first visitors are part-way through their visit, as in a shop already open.
         let mut actions = self.rng.u32(0..=lifetime / 2);
         while next < deadline {
-            match wait_until(next).await {
-                Some(lag) => self.out.send_lag.push(lag),
-                None => self.out.late_sends += 1,
-            }
+            self.pacing = Some(wait_until(next).await);
             let target = actions as usize % self.spec.targets.len();
             session = match session {
                 None => self.start_session(target, next).await,
@@ -116,11 +122,12 @@ impl User {
 
     /// Step 0 (a login): a new session when it succeeds.
     async fn start_session(&mut self, target: usize, intended: Instant) -> Option<Session> {
+        self.session = self.attempts;
+        self.attempts += 1;
         let (o, reply, _) = self.step(target, 0, intended, 0).await;
         if o != Outcome::Ok {
             return None;
         }
-        self.out.logins += 1;
         Some(Session {
             writes: Vec::new(),
             actions: 0,
@@ -169,9 +176,15 @@ impl User {
 
     fn lost(&mut self, l: Lost, s: &Session) -> Option<Session> {
         self.progress.lost.fetch_add(1, Ordering::Relaxed);
+        // The loss belongs to the request that showed it, on the same (intended-time) clock
+        // as every other count of the timeline.
+        let mut at = self.start.elapsed();
+        if let Some(x) = self.out.samples.last_mut() {
+            x.lost = Some(l.reason);
+            at = x.at;
+        }
         self.out.losses.push(Loss {
-            at: self.start.elapsed(),
-            identity: self.identity,
+            at,
             reason: l.reason,
             status: l.status,
             step: l.step,
@@ -221,6 +234,7 @@ impl User {
     fn new_identity(&mut self) {
         self.identity = self.identities.fetch_add(1, Ordering::Relaxed);
         self.jar.clear();
+        self.attempts = 0;
         self.conns.iter_mut().for_each(|c| *c = None);
     }
 
@@ -275,8 +289,7 @@ impl User {
             Ok(r) => r,
             Err(_) => Err("timeout".to_string()),
         };
-        let latency = intended.elapsed();
-        let service = sent.elapsed();
+        let finished = Instant::now();
         let (outcome, reply) = match result {
             Ok(r) => {
                 self.jar.absorb(&r.headers);
@@ -298,14 +311,18 @@ impl User {
         if matches!(outcome, Outcome::Error(_)) {
             self.progress.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let since = |t: Instant| t.saturating_duration_since(self.start);
+        let pacing = self.pacing.take();
         self.out.samples.push(Sample {
-            at: intended.saturating_duration_since(self.start),
-            latency,
-            service,
             step,
+            session: self.session,
             outcome: outcome.clone(),
+            status: reply.as_ref().map(|r| r.status),
             backend: reply.as_ref().and_then(backend_of),
             identity: self.identity,
+            lag: pacing.flatten(),
+            late: matches!(pacing, Some(None)),
+            ..Sample::timed(since(intended), since(sent), since(finished))
         });
         (outcome, reply)
     }

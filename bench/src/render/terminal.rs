@@ -163,6 +163,7 @@ mod tests {
             description: String::new(),
             quick: true,
             duration_s: 1.0,
+            bucket_s: 0.25,
             users: 1,
             think_ms: 1.0,
             backends: 1,
