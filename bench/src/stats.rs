@@ -111,6 +111,11 @@ pub struct CellStats {
     pub send_lag_ms: Percentiles,
     /// Sends that went out late because the user's previous request was still running.
     pub late_sends: u64,
+    /// Send lag p99 over latency p99: how much of the latency tail is the generator's own.
+    pub lag_share_p99: f64,
+    /// False when the generator's send lag makes up [`LAG_DOMINATES`] or more of p99: the
+    /// tail is then the machine's, not the proxy's ("latency not measurable on this machine").
+    pub latency_measurable: bool,
     /// Present when a backend was added mid-run.
     pub scale_out: Option<ScaleOut>,
     /// Per-bucket rates, errors, losses and latency, for the charts.
@@ -163,6 +168,11 @@ impl CellStats {
         (value, pass)
     }
 }
+
+/// The share of p99 from which the generator's own send lag counts as dominating it. Latency
+/// is measured from the intended send time, so a late timer adds to every figure; when a
+/// quarter of the tail or more is the generator's, what remains cannot be told from its noise.
+pub const LAG_DOMINATES: f64 = 0.25;
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("static histogram bounds")
@@ -235,6 +245,12 @@ pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> 
         let _ = lag.record(micros(l));
     }
     s.send_lag_ms = percentiles(&lag);
+    s.lag_share_p99 = if s.latency_ms.p99 > 0.0 {
+        s.send_lag_ms.p99 / s.latency_ms.p99
+    } else {
+        0.0
+    };
+    s.latency_measurable = s.lag_share_p99 < LAG_DOMINATES;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     s.error_rate = ratio(s.errors, s.requests);
     s.sessions_lost_ratio = ratio(s.sessions_lost, s.sessions_started);

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::rows::rows;
+use super::rows::{latency_notes, rows};
 use crate::report::ScenarioReport;
 
 /// report.md: the table, every check, every event, scale-out times.
@@ -23,6 +23,13 @@ pub fn markdown(r: &ScenarioReport) -> String {
     let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
     for row in body {
         let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    let notes = latency_notes(r);
+    if !notes.is_empty() {
+        let _ = writeln!(out);
+    }
+    for note in notes {
+        let _ = writeln!(out, "{}  ", note.replacen('*', "\\*", 1));
     }
     let _ = writeln!(out, "\n## Checks\n");
     for c in &r.cells {

@@ -20,6 +20,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "p99 ms",
         "p99.9 ms",
         "svc p99",
+        "lag p99",
         "sticky",
         "max/mean",
         "checks",
@@ -30,7 +31,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         .map(|c| {
             if !c.ran {
                 let mut row = vec![c.affinity.clone(), c.sessions.clone()];
-                row.extend((0..10).map(|_| "-".to_string()));
+                row.extend((0..11).map(|_| "-".to_string()));
                 row.push(
                     if c.passed() {
                         "skipped"
@@ -43,6 +44,10 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
             }
             let s = &c.stats;
             let failed = c.checks.iter().filter(|k| !k.pass).count();
+            // A latency the generator's own lag dominates is not the proxy's: marked, and
+            // explained under the table (`latency_notes`).
+            let mark = if s.latency_measurable { "" } else { "*" };
+            let ms = |v: f64| format!("{v:.1}{mark}");
             vec![
                 c.affinity.clone(),
                 c.sessions.clone(),
@@ -50,10 +55,11 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 s.errors.to_string(),
                 format!("{} / {}", s.sessions_lost, s.sessions_started),
                 pct(s.users_lost_ratio),
-                format!("{:.1}", s.latency_ms.p50),
-                format!("{:.1}", s.latency_ms.p99),
-                format!("{:.1}", s.latency_ms.p999),
-                format!("{:.1}", s.service_ms.p99),
+                ms(s.latency_ms.p50),
+                ms(s.latency_ms.p99),
+                ms(s.latency_ms.p999),
+                ms(s.service_ms.p99),
+                format!("{:.1}", s.send_lag_ms.p99),
                 pct(s.sticky_ratio),
                 format!("{:.2}", s.max_mean_load),
                 if failed == 0 {
@@ -65,4 +71,22 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         })
         .collect();
     (head, body)
+}
+
+/// One line per cell whose latency the generator's send lag dominates, saying so.
+pub fn latency_notes(r: &ScenarioReport) -> Vec<String> {
+    r.cells
+        .iter()
+        .filter(|c| c.ran && !c.stats.latency_measurable)
+        .map(|c| {
+            let s = &c.stats;
+            format!(
+                "* {}: latency not measurable on this machine: the load generator's send lag (p99 {:.1} ms) is {:.0}% of p99 {:.1} ms",
+                c.name(),
+                s.send_lag_ms.p99,
+                s.lag_share_p99 * 100.0,
+                s.latency_ms.p99
+            )
+        })
+        .collect()
 }

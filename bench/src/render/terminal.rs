@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::rows::rows;
+use super::rows::{latency_notes, rows};
 use crate::report::{CellReport, ScenarioReport};
 
 /// The terminal table, with failed checks and events listed under it.
@@ -48,6 +48,9 @@ pub fn table(r: &ScenarioReport) -> String {
     );
     for row in body {
         let _ = writeln!(out, "{}", line(row));
+    }
+    for note in latency_notes(r) {
+        let _ = writeln!(out, "{note}");
     }
     if let Some(c) = r.cells.iter().find(|c| c.ran) {
         for e in r.events.iter().filter(|e| e.cell == c.name()) {
