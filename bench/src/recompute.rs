@@ -80,7 +80,7 @@ pub fn recompute(original: &ScenarioReport, dir: &Path) -> anyhow::Result<Scenar
             .as_ref()
             .map(|so| (so.backend.clone(), so.added_at_s));
         let added = added.as_ref().map(|(b, at)| (b.as_str(), *at));
-        c.stats = stats::compute(&samples, bucket, added);
+        c.stats = stats::compute(&samples, bucket, added, &c.marks());
         let failed_events = c.events.iter().filter(|e| !e.ok).count() as f64;
         for k in c.checks.iter_mut() {
             match k.expect.as_str() {

@@ -97,6 +97,14 @@ impl CellReport {
         self.skip_reason = Some(why.to_string());
     }
 
+    /// The events carried out, as (seconds, "action target"), for the phases of `stats`.
+    pub fn marks(&self) -> Vec<(f64, String)> {
+        self.events
+            .iter()
+            .map(|e| (e.actual_s, format!("{} {}", e.action, e.backend)))
+            .collect()
+    }
+
     /// Marks a cell that broke while running: it fails, with the reason as its check.
     pub fn broken(&mut self, why: &str) {
         self.ran = false;

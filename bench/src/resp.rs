@@ -63,6 +63,11 @@ impl Redis {
         reply
     }
 
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// `PING`, true on `PONG`.
     pub async fn ping(&self) -> bool {
         matches!(self.command(&[b"PING"]).await, Ok(Value::Bytes(b)) if b == b"PONG")

@@ -142,10 +142,11 @@ async fn run_scenario(
         std::fs::create_dir_all(&dir)?;
         let mut cell = CellReport::new(affinity, axis, &sc.topology.balance);
         let launcher = launcher(sc, axis)?;
-        let needs_redis = match &launcher {
-            Launcher::Demo { sessions, .. } => *sessions == SessionStore::Shared,
-            Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
-        };
+        let needs_redis = !sc.targets_redis()
+            && match &launcher {
+                Launcher::Demo { sessions, .. } => *sessions == SessionStore::Shared,
+                Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
+            };
         let redis_url = match (needs_redis, redis) {
             (true, None) => {
                 cell.skip("redis-server is not installed (apt-get install -y redis-server)");
@@ -162,7 +163,26 @@ async fn run_scenario(
             }
             (false, _) => None,
         };
+        // Events that kill or freeze redis get a redis-server of the cell's own, so the next
+        // cell starts with a store that is up.
+        let own = if sc.targets_redis() {
+            match RedisServer::start(&dir).await {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    eprintln!("{label}: SKIPPED: {why}");
+                    cell.skip(&why);
+                    cells.push(cell);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let redis_url = own.as_ref().map(|r| r.url.clone()).or(redis_url);
         let mut lab = Lab::new(sc, affinity, launcher, dir, &opts.tether, redis_url);
+        if let Some(r) = own {
+            lab.own_redis(r);
+        }
         let outcome = lab.run(&label, &mut cell).await;
         // Every process of the cell is stopped before anything else happens, bad input included.
         lab.shutdown().await;

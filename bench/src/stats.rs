@@ -71,6 +71,25 @@ pub struct ScaleOut {
     pub final_share: f64,
 }
 
+/// What the users saw between one timeline event and the next (by intended send time).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Phase {
+    /// The event that opened it ("start" for the first).
+    pub after: String,
+    /// From (s since the load began).
+    pub from_s: f64,
+    /// To (s; the last request's intended time for the last phase).
+    pub to_s: f64,
+    /// Requests intended in it.
+    pub requests: u64,
+    /// Of which errors.
+    pub errors: u64,
+    /// Sessions lost by its requests.
+    pub sessions_lost: u64,
+    /// Distinct users that lost a session in it.
+    pub users_lost: u64,
+}
+
 /// Everything measured in one cell, as report.json shows it.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct CellStats {
@@ -120,6 +139,8 @@ pub struct CellStats {
     pub scale_out: Option<ScaleOut>,
     /// Per-bucket rates, errors, losses and latency, for the charts.
     pub timeline: Vec<Bucket>,
+    /// Errors and losses between consecutive timeline events: what each event cost.
+    pub phases: Vec<Phase>,
 }
 
 impl CellStats {
@@ -199,8 +220,14 @@ fn micros(d: Duration) -> u64 {
 
 /// Computes a cell's numbers from its samples alone (so `recompute` re-derives them from the
 /// raw record). `added` is (backend, seconds) of the first backend added mid-run, for the
-/// scale-out measure.
-pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> CellStats {
+/// scale-out measure; `marks` are the events carried out, as (seconds, "action target"), for
+/// the phases.
+pub fn compute(
+    r: &LoadResult,
+    bucket: Duration,
+    added: Option<(&str, f64)>,
+    marks: &[(f64, String)],
+) -> CellStats {
     let ok_login = |x: &&Sample| x.step == 0 && x.outcome == Outcome::Ok;
     let mut s = CellStats {
         requests: r.samples.len() as u64,
@@ -282,6 +309,7 @@ pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> 
         })
         .collect();
     s.timeline = timeline(r, bucket);
+    s.phases = phases(r, marks);
     s.scale_out = added.map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
     s
 }
@@ -321,6 +349,48 @@ fn timeline(r: &LoadResult, bucket: Duration) -> Vec<Bucket> {
         (b.p50, b.p99, b.max) = (p.p50, p.p99, p.max);
     }
     out
+}
+
+fn phases(r: &LoadResult, marks: &[(f64, String)]) -> Vec<Phase> {
+    let end = r.samples.last().map_or(0.0, |x| x.at.as_secs_f64());
+    let mut bounds = vec![(0.0, "start".to_string())];
+    bounds.extend(marks.iter().cloned());
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (0..bounds.len())
+        .map(|i| {
+            let (from, after) = bounds[i].clone();
+            let to = bounds.get(i + 1).map_or(end.max(from), |b| b.0);
+            let last = i + 1 == bounds.len();
+            let inside: Vec<&Sample> = r
+                .samples
+                .iter()
+                .filter(|x| {
+                    let t = x.at.as_secs_f64();
+                    t >= from && (t < to || last)
+                })
+                .collect();
+            let mut lost: Vec<u32> = inside
+                .iter()
+                .filter(|x| x.lost.is_some())
+                .map(|x| x.identity)
+                .collect();
+            let sessions_lost = lost.len() as u64;
+            lost.sort_unstable();
+            lost.dedup();
+            Phase {
+                after,
+                from_s: from,
+                to_s: to,
+                requests: inside.len() as u64,
+                errors: inside
+                    .iter()
+                    .filter(|x| matches!(x.outcome, Outcome::Error(_)))
+                    .count() as u64,
+                sessions_lost,
+                users_lost: lost.len() as u64,
+            }
+        })
+        .collect()
 }
 
 /// Time for `id`, added at `at` seconds, to reach 50% and 90% of its fair share, on a

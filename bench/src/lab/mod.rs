@@ -24,6 +24,7 @@ use self::progress::progress_line;
 pub use self::stop::Stop;
 use self::task::AbortOnDrop;
 use crate::load::{self, LoadResult, LoadSpec, Progress};
+use crate::redis_server::RedisServer;
 use crate::report::{CellReport, EventRecord};
 use crate::scenario::{self, demo_flow, Action, Scenario};
 use crate::stats;
@@ -68,6 +69,12 @@ impl<'a> Lab<'a> {
             dir,
             tether: tether.to_path_buf(),
         }
+    }
+
+    /// Gives the cell a redis-server of its own (started before its backends, which get its
+    /// address), for a scenario whose events act on redis.
+    pub fn own_redis(&mut self, server: RedisServer) {
+        self.fleet.own_redis(server);
     }
 
     /// Starts the processes, runs the load and the timeline, fills in `cell`; returns what
@@ -170,7 +177,7 @@ impl<'a> Lab<'a> {
             .iter()
             .find(|e| e.action == Action::Add && !pooled.contains(&e.backend))
             .map(|e| (e.backend.as_str(), e.at.0.as_secs_f64()));
-        cell.stats = stats::compute(&result, self.sc.bucket(), added);
+        cell.stats = stats::compute(&result, self.sc.bucket(), added, &cell.marks());
         cell.ran = true;
         check(self.sc, cell);
         eprintln!(

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::rows::{latency_notes, rows};
+use super::rows::{latency_notes, phase_line, rows};
 use crate::report::ScenarioReport;
 
 /// report.md: the table, every check, every event, scale-out times.
@@ -52,6 +52,10 @@ pub fn markdown(r: &ScenarioReport) -> String {
                 }
             );
         }
+    }
+    let _ = writeln!(out, "\n## Phases (between events, by intended send time)\n");
+    for c in r.cells.iter().filter(|c| c.ran && c.stats.phases.len() > 1) {
+        let _ = writeln!(out, "- {}", phase_line(c));
     }
     let _ = writeln!(out, "\n## Events\n");
     for e in &r.events {

@@ -1,7 +1,7 @@
 //! The results table as cells of text: one header, one row per cell. The terminal, report.md and
 //! index.html all lay out these same rows.
 
-use crate::report::ScenarioReport;
+use crate::report::{CellReport, ScenarioReport};
 
 fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
@@ -71,6 +71,23 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         })
         .collect();
     (head, body)
+}
+
+/// What each timeline event cost a cell: one "after EVENT (from-to s): errors, losses" part
+/// per phase.
+pub fn phase_line(c: &CellReport) -> String {
+    let parts: Vec<String> = c
+        .stats
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({:.1}-{:.1}s): {} req, {} errors, {} sessions lost",
+                p.after, p.from_s, p.to_s, p.requests, p.errors, p.sessions_lost
+            )
+        })
+        .collect();
+    format!("phases {}: {}", c.name(), parts.join("; "))
 }
 
 /// One line per cell whose latency the generator's send lag dominates, saying so.

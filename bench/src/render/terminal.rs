@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::rows::{latency_notes, rows};
+use super::rows::{latency_notes, phase_line, rows};
 use crate::report::{CellReport, ScenarioReport};
 
 /// The terminal table, with failed checks and events listed under it.
@@ -77,6 +77,14 @@ pub fn table(r: &ScenarioReport) -> String {
                 c.stats.send_lag_ms.max
             );
         }
+    }
+    // Few events: what each cost, per cell (a long timeline's phases are in report.md).
+    for c in r
+        .cells
+        .iter()
+        .filter(|c| c.ran && (2..=5).contains(&c.stats.phases.len()))
+    {
+        let _ = writeln!(out, "{}", phase_line(c));
     }
     // The two ways a session is lost point at different fixes: an unknown session (the session
     // store) or a write that did not come back (the data store).

@@ -193,13 +193,25 @@ impl Scenario {
 
     /// Whether a redis-server must run for some cell (a `shared` store, or an app using
     /// `{redis_url}`).
+    /// Whether an event acts on the redis-server (`backend = "redis"`): each cell then gets a
+    /// redis-server of its own, so killing it leaves the other cells alone.
+    pub fn targets_redis(&self) -> bool {
+        self.events.iter().any(|e| e.backend == REDIS)
+    }
+
+    /// Whether some cell needs the run's shared redis-server (a scenario whose events target
+    /// redis gives each cell one of its own instead).
     pub fn needs_redis(&self) -> bool {
-        match &self.app {
-            Some(app) => app.uses_redis(),
-            None => self.matrix.sessions.contains(&SessionStore::Shared),
-        }
+        !self.targets_redis()
+            && match &self.app {
+                Some(app) => app.uses_redis(),
+                None => self.matrix.sessions.contains(&SessionStore::Shared),
+            }
     }
 }
+
+/// The name events use for the cell's redis-server in `backend = ...`.
+pub const REDIS: &str = "redis";
 
 /// Every backend id of the topology: pooled ones first, then spares.
 pub fn backend_ids(sc: &Scenario) -> Vec<String> {
