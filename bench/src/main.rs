@@ -20,6 +20,7 @@ mod runner;
 mod scenario;
 mod sessions;
 mod stats;
+mod theory;
 mod token;
 mod util;
 mod verify;

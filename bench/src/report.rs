@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
 use crate::stats::CellStats;
+use crate::theory::Setup;
 
 /// Version of the report.json layout; bumped only on incompatible changes.
 pub const SCHEMA: u32 = 1;
@@ -103,6 +104,20 @@ impl CellReport {
             .iter()
             .map(|e| (e.actual_s, format!("{} {}", e.action, e.backend)))
             .collect()
+    }
+
+    /// What the theory needs to know about this cell besides its record.
+    pub fn setup(&self, backends: usize) -> Setup<'_> {
+        Setup {
+            affinity: &self.affinity,
+            sessions: &self.sessions,
+            backends,
+            events: self
+                .events
+                .iter()
+                .map(|e| (e.actual_s, e.action.as_str(), e.backend.as_str()))
+                .collect(),
+        }
     }
 
     /// Marks a cell that broke while running: it fails, with the reason as its check.

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::load::{LoadResult, Outcome, Sample};
+use crate::theory::Theory;
 
 /// Latency percentiles in milliseconds.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -141,6 +142,8 @@ pub struct CellStats {
     pub timeline: Vec<Bucket>,
     /// Errors and losses between consecutive timeline events: what each event cost.
     pub phases: Vec<Phase>,
+    /// The figures the scenario's events predict, each beside its theory (empty: no theory).
+    pub theory: Vec<Theory>,
 }
 
 impl CellStats {
@@ -156,6 +159,7 @@ impl CellStats {
             "sessions_lost" => self.sessions_lost as f64,
             "sessions_lost_ratio" => self.sessions_lost_ratio,
             "users_lost_ratio" => self.users_lost_ratio,
+            "users_lost" => self.users_lost as f64,
             "p50_ms" => self.latency_ms.p50,
             "p90_ms" => self.latency_ms.p90,
             "p99_ms" => self.latency_ms.p99,
@@ -176,6 +180,13 @@ impl CellStats {
     /// Judges a `METRIC_min` / `METRIC_max` key against `limit`: the measured value and whether
     /// it held. Only "never reached" has no value: slower than any minimum, over any maximum.
     pub fn judge(&self, key: &str, limit: f64) -> (Option<f64>, bool) {
+        // `theory:METRIC`: the distance from the theory's value, within its tolerance.
+        if let Some(m) = key.strip_prefix("theory:") {
+            return match self.theory.iter().find(|t| t.metric == m) {
+                Some(t) => (Some((t.measured - t.expected).abs()), t.holds),
+                None => (None, false),
+            };
+        }
         let (metric, is_min) = match key.strip_suffix("_min") {
             Some(m) => (m, true),
             None => (key.strip_suffix("_max").unwrap_or(key), false),

@@ -146,6 +146,17 @@ fn quick_failover_matches_the_claims() {
             "{affinity}/local: {ratio} of users lost their session, expected about 1/4 (is {affinity} affinity sticky?)"
         );
         assert!(f(c, "sticky_ratio") > 0.9, "{affinity}/local is not sticky");
+        // Beside its theory: exactly the users tether had pinned to app-2 lose their session.
+        let pinned = c["theory"]
+            .as_array()
+            .expect("theory")
+            .iter()
+            .find(|t| t["metric"] == "users_lost")
+            .unwrap_or_else(|| panic!("{affinity}/local has no users_lost theory"));
+        assert_eq!(
+            pinned["measured"], pinned["expected"],
+            "{affinity}/local: {pinned}"
+        );
     }
 
     // The raw record re-derives the run's table, figure for figure.

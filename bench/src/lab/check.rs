@@ -19,6 +19,23 @@ pub fn check(sc: &Scenario, cell: &mut CellReport) {
         .iter()
         .filter(|x| x.matches(&cell.affinity, &cell.sessions))
     {
+        for m in &x.within_theory {
+            let key = format!("theory:{m}");
+            let tolerance = cell
+                .stats
+                .theory
+                .iter()
+                .find(|t| t.metric == *m)
+                .map_or(0.0, |t| t.tolerance);
+            let (value, pass) = cell.stats.judge(&key, tolerance);
+            cell.checks.push(Check {
+                expect: key,
+                limit: tolerance,
+                value,
+                pass,
+                claim: x.claim.clone(),
+            });
+        }
         for (key, &limit) in &x.limits {
             let (value, pass) = cell.stats.judge(key, limit);
             cell.checks.push(Check {

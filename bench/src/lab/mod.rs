@@ -28,6 +28,7 @@ use crate::redis_server::RedisServer;
 use crate::report::{CellReport, EventRecord};
 use crate::scenario::{self, demo_flow, Action, Scenario};
 use crate::stats;
+use crate::theory;
 
 /// How often the lab looks for backends that exited on their own.
 const CRASH_POLL: Duration = Duration::from_millis(250);
@@ -178,6 +179,7 @@ impl<'a> Lab<'a> {
             .find(|e| e.action == Action::Add && !pooled.contains(&e.backend))
             .map(|e| (e.backend.as_str(), e.at.0.as_secs_f64()));
         cell.stats = stats::compute(&result, self.sc.bucket(), added, &cell.marks());
+        cell.stats.theory = theory::derive(&result, &cell.setup(self.sc.topology.backends));
         cell.ran = true;
         check(self.sc, cell);
         eprintln!(

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::rows::{latency_notes, phase_line, rows};
+use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::ScenarioReport;
 
 /// report.md: the table, every check, every event, scale-out times.
@@ -30,6 +30,17 @@ pub fn markdown(r: &ScenarioReport) -> String {
     }
     for note in notes {
         let _ = writeln!(out, "{}  ", note.replacen('*', "\\*", 1));
+    }
+    let _ = writeln!(out, "\n## Every number beside its theory\n");
+    let lines = theory_lines(r);
+    if lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "No figure of this scenario has a theory the lab can derive."
+        );
+    }
+    for line in lines {
+        let _ = writeln!(out, "- {line}");
     }
     let _ = writeln!(out, "\n## Checks\n");
     for c in &r.cells {

@@ -23,6 +23,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "lag p99",
         "sticky",
         "max/mean",
+        "vs theory",
         "checks",
     ];
     let body = r
@@ -31,7 +32,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         .map(|c| {
             if !c.ran {
                 let mut row = vec![c.affinity.clone(), c.sessions.clone()];
-                row.extend((0..11).map(|_| "-".to_string()));
+                row.extend((0..12).map(|_| "-".to_string()));
                 row.push(
                     if c.passed() {
                         "skipped"
@@ -62,6 +63,11 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 format!("{:.1}", s.send_lag_ms.p99),
                 pct(s.sticky_ratio),
                 format!("{:.2}", s.max_mean_load),
+                match s.theory.iter().filter(|t| !t.holds).count() {
+                    _ if s.theory.is_empty() => "no theory".into(),
+                    0 => format!("ok ({})", s.theory.len()),
+                    off => format!("OFF {off}/{}", s.theory.len()),
+                },
                 if failed == 0 {
                     format!("ok ({})", c.checks.len())
                 } else {
@@ -88,6 +94,33 @@ pub fn phase_line(c: &CellReport) -> String {
         })
         .collect();
     format!("phases {}: {}", c.name(), parts.join("; "))
+}
+
+/// One line per figure with a theory: measured, expected, tolerance, basis, verdict.
+pub fn theory_lines(r: &ScenarioReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in r.cells.iter().filter(|c| c.ran) {
+        for t in &c.stats.theory {
+            let v = |x: f64| {
+                if t.metric.ends_with("_ratio") {
+                    format!("{:.1}%", x * 100.0)
+                } else {
+                    format!("{x:.0}")
+                }
+            };
+            out.push(format!(
+                "theory {}: {} measured {} vs expected {} +/- {} ({}): {}",
+                c.name(),
+                t.metric,
+                v(t.measured),
+                v(t.expected),
+                v(t.tolerance),
+                t.basis,
+                if t.holds { "holds" } else { "OFF" }
+            ));
+        }
+    }
+    out
 }
 
 /// One line per cell whose latency the generator's send lag dominates, saying so.

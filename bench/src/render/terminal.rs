@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::rows::{latency_notes, phase_line, rows};
+use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::{CellReport, ScenarioReport};
 
 /// The terminal table, with failed checks and events listed under it.
@@ -51,6 +51,9 @@ pub fn table(r: &ScenarioReport) -> String {
     }
     for note in latency_notes(r) {
         let _ = writeln!(out, "{note}");
+    }
+    for line in theory_lines(r) {
+        let _ = writeln!(out, "{line}");
     }
     if let Some(c) = r.cells.iter().find(|c| c.ran) {
         for e in r.events.iter().filter(|e| e.cell == c.name()) {

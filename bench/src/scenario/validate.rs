@@ -2,7 +2,7 @@
 //! backends or after the run, expectation keys that name no metric.
 
 use super::event::Action;
-use super::expect::METRICS;
+use super::expect::{METRICS, THEORY_METRICS};
 use super::flow::check_flow;
 use super::model::{backend_ids, Scenario, REDIS};
 
@@ -58,6 +58,13 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
     }
     let axis = sc.axis();
     for (i, x) in sc.expects.iter().enumerate() {
+        for m in &x.within_theory {
+            anyhow::ensure!(
+                THEORY_METRICS.contains(&m.as_str()),
+                "expect[{i}].within_theory: no theory for {m:?} (theories exist for {})",
+                THEORY_METRICS.join(", ")
+            );
+        }
         for s in &x.sessions {
             anyhow::ensure!(
                 axis.contains(s),
