@@ -8,6 +8,7 @@ mod backend;
 mod http;
 mod lab;
 mod load;
+mod phases;
 mod procs;
 mod rate;
 mod recompute;

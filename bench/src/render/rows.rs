@@ -7,6 +7,25 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
+/// What each column of the table means, for the page's legend.
+pub const LEGEND: [(&str, &str); 15] = [
+    ("affinity", "tether's affinity mode: none, cookie (a sticky cookie), ip_hash (by client address)"),
+    ("sessions", "where the backends keep sessions: local (process memory), shared (redis), token (a signed cookie); or the app's variant"),
+    ("requests", "requests the virtual users sent"),
+    ("errors", "5xx, other unexpected statuses, transport failures and timeouts"),
+    ("sessions lost", "lost / started: a user found its session unknown or a write missing, and logged in again"),
+    ("users lost", "users (identities that acted) who lost at least one session"),
+    ("p50 ms", "median latency, from the intended send time (open loop)"),
+    ("p99 ms", "99th percentile latency, from the intended send time; * = dominated by the generator's own lag: not measurable on this machine"),
+    ("p99.9 ms", "99.9th percentile latency, from the intended send time"),
+    ("svc p99", "p99 from the actual send: what a closed-loop tool would report"),
+    ("lag p99", "p99 of the load generator's own send lag (how late its timers fired); read every latency figure beside it"),
+    ("sticky", "of consecutive requests within a session, the fraction answered by the same backend"),
+    ("max/mean", "busiest backend's requests over the mean of the backends that answered"),
+    ("vs theory", "figures with a theory (listed above the table) within their tolerance; no theory: the scenario predicts none"),
+    ("checks", "the scenario's expectations that held; each encodes a claim, listed above"),
+];
+
 /// The table's header and one row per cell (shared by the terminal, markdown and HTML).
 pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let head = vec![
