@@ -17,6 +17,7 @@ mod redis_server;
 mod render;
 mod report;
 mod resp;
+mod revoke;
 mod runner;
 mod scenario;
 mod sessions;

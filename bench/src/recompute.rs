@@ -72,7 +72,11 @@ fn report_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn recompute(original: &ScenarioReport, dir: &Path) -> anyhow::Result<ScenarioReport> {
     let mut r = original.clone();
     let bucket = Duration::from_secs_f64(r.bucket_s);
-    let backends = r.backends;
+    // The scenario's own figures (lifetimes, backends) for the theory, without the cells.
+    let meta = ScenarioReport {
+        cells: Vec::new(),
+        ..original.clone()
+    };
     for c in r.cells.iter_mut().filter(|c| c.ran) {
         let path = dir.join("cells").join(c.slug()).join(record::FILE);
         let samples = record::read(&path)?;
@@ -83,7 +87,7 @@ pub fn recompute(original: &ScenarioReport, dir: &Path) -> anyhow::Result<Scenar
             .map(|so| (so.backend.clone(), so.added_at_s));
         let added = added.as_ref().map(|(b, at)| (b.as_str(), *at));
         c.stats = stats::compute(&samples, bucket, added, &c.marks());
-        c.stats.theory = theory::derive(&samples, &c.setup(backends));
+        c.stats.theory = theory::derive(&samples, &c.setup(&meta));
         let failed_events = c.events.iter().filter(|e| !e.ok).count() as f64;
         for k in c.checks.iter_mut() {
             match k.expect.as_str() {

@@ -10,10 +10,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadResult, Outcome, Sample};
+use crate::load::{LoadResult, Outcome, Replay, Sample};
 
 /// The file name of a cell's record, inside `cells/<slug>/` of the report directory.
 pub const FILE: &str = "requests.jsonl";
+
+/// Beside it, in revocation cells: one line per logout and its replay (`load::Replay`).
+pub const REPLAYS: &str = "replays.jsonl";
 
 /// The reasons a session is lost, as `Sample::lost` spells them.
 const LOSS_REASONS: [&str; 2] = ["session not found", "write missing"];
@@ -128,6 +131,14 @@ pub fn write(path: &Path, r: &LoadResult) -> anyhow::Result<()> {
         w.write_all(b"\n")?;
     }
     w.flush()?;
+    if !r.replays.is_empty() {
+        let mut text = String::new();
+        for x in &r.replays {
+            text.push_str(&serde_json::to_string(x)?);
+            text.push('\n');
+        }
+        std::fs::write(path.with_file_name(REPLAYS), text)?;
+    }
     Ok(())
 }
 
@@ -146,6 +157,15 @@ pub fn read(path: &Path) -> anyhow::Result<LoadResult> {
                 .sample()
                 .with_context(|| format!("{}:{}", path.display(), n + 1))?,
         );
+    }
+    let replays = path.with_file_name(REPLAYS);
+    if replays.is_file() {
+        // Bounded by the file's length.
+        for (n, line) in std::fs::read_to_string(&replays)?.lines().enumerate() {
+            let x: Replay = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}", replays.display(), n + 1))?;
+            r.replays.push(x);
+        }
     }
     Ok(r)
 }

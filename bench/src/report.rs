@@ -107,11 +107,16 @@ impl CellReport {
     }
 
     /// What the theory needs to know about this cell besides its record.
-    pub fn setup(&self, backends: usize) -> Setup<'_> {
+    pub fn setup(&self, r: &ScenarioReport) -> Setup<'_> {
         Setup {
             affinity: &self.affinity,
             sessions: &self.sessions,
-            backends,
+            backends: r.backends,
+            token_ttl: match self.sessions.as_str() {
+                "token-refresh" => r.access_ttl_s,
+                _ => r.token_ttl_s,
+            },
+            replay_every: r.replay_every_s,
             events: self
                 .events
                 .iter()
@@ -153,6 +158,15 @@ pub struct ScenarioReport {
     pub duration_s: f64,
     /// Timeline bucket width (s), for re-deriving the timeline from the raw record.
     pub bucket_s: f64,
+    /// Token lifetime of the `token` and `token-denylist` cells (s; `null`: none).
+    #[serde(default)]
+    pub token_ttl_s: Option<f64>,
+    /// Access token lifetime of `token-refresh` cells (s).
+    #[serde(default)]
+    pub access_ttl_s: Option<f64>,
+    /// Time between an attacker's replays (s).
+    #[serde(default)]
+    pub replay_every_s: f64,
     /// Concurrent users.
     pub users: usize,
     /// Mean think time (ms).
@@ -179,6 +193,9 @@ impl ScenarioReport {
             quick,
             duration_s: sc.duration.0.as_secs_f64(),
             bucket_s: sc.bucket().as_secs_f64(),
+            token_ttl_s: sc.token_ttl("token").map(|d| d.as_secs_f64()),
+            access_ttl_s: sc.token_ttl("token-refresh").map(|d| d.as_secs_f64()),
+            replay_every_s: sc.load.replay_every.0.as_secs_f64(),
             users: sc.load.users,
             think_ms: sc.load.think.0.as_secs_f64() * 1000.0,
             backends: sc.topology.backends,

@@ -89,6 +89,11 @@ impl Redis {
             .map(|_| ())
     }
 
+    /// `DEL key`.
+    pub async fn del(&self, key: &str) -> io::Result<()> {
+        self.command(&[b"DEL", key.as_bytes()]).await.map(|_| ())
+    }
+
     /// `FLUSHALL`: the runner empties the store between matrix cells.
     pub async fn flushall(&self) -> io::Result<()> {
         self.command(&[b"FLUSHALL"]).await.map(|_| ())

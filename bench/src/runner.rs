@@ -13,7 +13,6 @@ use crate::redis_server::RedisServer;
 use crate::render;
 use crate::report::{CellReport, ScenarioReport};
 use crate::scenario::{self, Scenario};
-use crate::sessions::SessionStore;
 
 /// Options of `tether-bench run`.
 #[derive(Clone, Debug)]
@@ -144,7 +143,7 @@ async fn run_scenario(
         let launcher = launcher(sc, axis)?;
         let needs_redis = !sc.targets_redis()
             && match &launcher {
-                Launcher::Demo { sessions, .. } => *sessions == SessionStore::Shared,
+                Launcher::Demo { sessions, .. } => sessions.uses_redis(),
                 Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
             };
         let redis_url = match (needs_redis, redis) {
@@ -223,6 +222,7 @@ fn launcher(sc: &Scenario, axis: &str) -> anyhow::Result<Launcher> {
         },
         None => Launcher::Demo {
             bench: bench_exe()?,
+            token_ttl_ms: sc.token_ttl(axis).map_or(0, |d| d.as_millis() as u64),
             sessions: *sc
                 .matrix
                 .sessions

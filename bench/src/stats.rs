@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadResult, Outcome, Sample};
+use crate::load::{revocation, LoadResult, Outcome, Revocation, Sample};
 use crate::phases::{phases, Phase};
 use crate::theory::Theory;
 
@@ -124,6 +124,8 @@ pub struct CellStats {
     pub timeline: Vec<Bucket>,
     /// Errors and losses between consecutive timeline events: what each event cost.
     pub phases: Vec<Phase>,
+    /// Present when users logged out and an attacker replayed their cookies.
+    pub revocation: Option<Revocation>,
     /// The figures the scenario's events predict, each beside its theory (empty: no theory).
     pub theory: Vec<Theory>,
 }
@@ -152,6 +154,8 @@ impl CellStats {
             "fair_share_50_s" => so?.fair_share_50_s?,
             "fair_share_90_s" => so?.fair_share_90_s?,
             "send_lag_p99_ms" => self.send_lag_ms.p99,
+            "revocation_window_max_ms" => self.revocation.as_ref()?.window_max_ms,
+            "revocation_still_open" => self.revocation.as_ref()?.still_open as f64,
             "service_p99_ms" => self.service_ms.p99,
             _ => return None,
         })
@@ -303,6 +307,7 @@ pub fn compute(
         .collect();
     s.timeline = timeline(r, bucket);
     s.phases = phases(r, marks);
+    s.revocation = revocation(&r.replays);
     s.scale_out = added.map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
     s
 }

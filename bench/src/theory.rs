@@ -36,6 +36,10 @@ pub struct Setup<'a> {
     pub backends: usize,
     /// Events as carried out: (seconds, action, target).
     pub events: Vec<(f64, &'a str, &'a str)>,
+    /// The shop's token lifetime in this cell (s; `None`: tokens never expire).
+    pub token_ttl: Option<f64>,
+    /// Time between the attacker's replays (s).
+    pub replay_every: f64,
 }
 
 fn figure(metric: &str, expected: f64, tolerance: f64, measured: f64, basis: String) -> Theory {
@@ -92,6 +96,9 @@ pub fn derive(r: &LoadResult, s: &Setup) -> Vec<Theory> {
             }
             _ => {}
         }
+    }
+    if let Some(rv) = revocation(r, s) {
+        out.push(rv);
     }
     let redis_kill = s
         .events
@@ -173,4 +180,48 @@ fn holding_then_acting(r: &LoadResult, t: f64, back: f64) -> usize {
         .iter()
         .filter(|u| on.get(u).copied().flatten().is_some())
         .count()
+}
+
+/// The revocation window a logout leaves, by store: a plain signed token keeps working until
+/// it expires (its lifetime, counted from the write just before the logout), a denylist
+/// revokes it at once, a refresh record in Redis leaves at most the access token's lifetime.
+fn revocation(r: &LoadResult, s: &Setup) -> Option<Theory> {
+    if r.replays.is_empty() {
+        return None;
+    }
+    let measured = r
+        .replays
+        .iter()
+        .map(|x| x.window().as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max);
+    // One replay interval of resolution, plus the few ms between the last write and the logout.
+    let slack = s.replay_every * 1000.0 + 50.0;
+    let (expected, tolerance, basis) = match (s.sessions, s.token_ttl) {
+        ("token-denylist", _) => (
+            0.0,
+            0.0,
+            "the denylist in redis refuses a logged-out token at once".to_string(),
+        ),
+        ("token" | "token-refresh", Some(ttl)) => (
+            ttl * 1000.0,
+            slack,
+            format!(
+                "a token sealed at the last write keeps working until it expires, {:.0} ms later{}",
+                ttl * 1000.0,
+                if s.sessions == "token-refresh" {
+                    " (the access lifetime; the refresh record is gone)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        _ => return None,
+    };
+    Some(figure(
+        "revocation_window_max_ms",
+        expected,
+        tolerance,
+        measured,
+        basis,
+    ))
 }

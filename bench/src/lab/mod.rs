@@ -23,9 +23,9 @@ pub use self::launch::Launcher;
 use self::progress::progress_line;
 pub use self::stop::Stop;
 use self::task::AbortOnDrop;
-use crate::load::{self, LoadResult, LoadSpec, Progress};
+use crate::load::{self, LoadResult, LoadSpec, Probe, Progress};
 use crate::redis_server::RedisServer;
-use crate::report::{CellReport, EventRecord};
+use crate::report::{CellReport, EventRecord, ScenarioReport};
 use crate::scenario::{self, demo_flow, Action, Scenario};
 use crate::stats;
 use crate::theory;
@@ -117,6 +117,12 @@ impl<'a> Lab<'a> {
             hot_factor: self.sc.load.hot_factor,
             duration: self.sc.duration.0,
             timeout: self.sc.load.timeout.0,
+            logout_after: self.sc.load.logout_after,
+            probe: Probe {
+                every: self.sc.load.replay_every.0,
+                give_up: self.sc.load.replay_for.0,
+                timeout: self.sc.load.timeout.0,
+            },
             flow: match &self.sc.app {
                 Some(_) => self.sc.flow.clone(),
                 None => demo_flow(),
@@ -179,7 +185,10 @@ impl<'a> Lab<'a> {
             .find(|e| e.action == Action::Add && !pooled.contains(&e.backend))
             .map(|e| (e.backend.as_str(), e.at.0.as_secs_f64()));
         cell.stats = stats::compute(&result, self.sc.bucket(), added, &cell.marks());
-        cell.stats.theory = theory::derive(&result, &cell.setup(self.sc.topology.backends));
+        cell.stats.theory = theory::derive(
+            &result,
+            &cell.setup(&ScenarioReport::new(self.sc, false, Vec::new())),
+        );
         cell.ran = true;
         check(self.sc, cell);
         eprintln!(

@@ -10,6 +10,7 @@
 mod outcome;
 mod pacing;
 mod progress;
+mod replay;
 mod spec;
 mod user;
 
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 
 pub use self::outcome::{LoadResult, Loss, Outcome, Sample};
 pub use self::progress::Progress;
+pub use self::replay::{revocation, Probe, Replay, Revocation};
 pub use self::spec::LoadSpec;
 use self::user::User;
 
@@ -46,6 +48,7 @@ pub async fn run(spec: LoadSpec, start: Instant, progress: Arc<Progress>) -> Loa
         if let Ok(r) = t.await {
             all.samples.extend(r.samples);
             all.losses.extend(r.losses);
+            all.replays.extend(r.replays);
         }
     }
     all.samples.sort_by_key(|s| s.at);

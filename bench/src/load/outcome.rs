@@ -105,4 +105,6 @@ pub struct LoadResult {
     pub samples: Vec<Sample>,
     /// Every lost session, with the backends involved (for `verify`'s wording).
     pub losses: Vec<Loss>,
+    /// Every logout's replay by the attacker (revocation scenarios only).
+    pub replays: Vec<super::replay::Replay>,
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::outcome::{LoadResult, Loss, Outcome, Sample};
 use super::pacing::wait_until;
 use super::progress::Progress;
+use super::replay::{replay, Replay};
 use super::spec::LoadSpec;
 use crate::http::{self, Jar, Reply, Sender};
 use crate::scenario::{fill, FlowStep};
@@ -45,6 +46,8 @@ pub struct User {
     attempts: u32,
     /// The pacing of the action about to send, for its first request's sample.
     pacing: Option<Option<Duration>>,
+    /// The attackers replaying this user's logged-out sessions.
+    attackers: Vec<tokio::task::JoinHandle<Replay>>,
     out: LoadResult,
 }
 
@@ -72,6 +75,7 @@ impl User {
             session: 0,
             attempts: 0,
             pacing: None,
+            attackers: Vec::new(),
             out: LoadResult::default(),
         }
     }
@@ -97,6 +101,11 @@ impl User {
                 None => self.start_session(target, next).await,
                 Some(s) => self.act(target, next, s).await,
             };
+            let done =
+                |s: &mut Session| self.spec.logout_after > 0 && s.actions >= self.spec.logout_after;
+            if session.take_if(done).is_some() {
+                self.logout(target).await;
+            }
             // A one-step flow has nothing to run within a session: every action starts one.
             if self.spec.flow.len() == 1 {
                 session = None;
@@ -111,7 +120,49 @@ impl User {
             let jitter = 1.0 + self.spec.jitter * (2.0 * self.rng.f64() - 1.0);
             next += think.mul_f64(jitter.max(0.0));
         }
+        // Each attacker is bounded by its probe's give-up time.
+        for a in std::mem::take(&mut self.attackers) {
+            if let Ok(r) = a.await {
+                self.out.replays.push(r);
+            }
+        }
         self.out
+    }
+
+    /// Logs the session out right after its last action, and sets an attacker on the cookies
+    /// it held just before.
+    async fn logout(&mut self, target: usize) {
+        let stolen = self.jar.header();
+        let step = FlowStep {
+            method: "POST".into(),
+            path: "/logout".into(),
+            body: String::new(),
+            headers: Default::default(),
+            expect_status: Vec::new(),
+            write: false,
+            expect_writes: false,
+        };
+        let at = Instant::now();
+        let i = self.spec.flow.len();
+        let (o, _) = self
+            .exec(
+                target,
+                Method::POST,
+                "/logout",
+                Bytes::new(),
+                &[],
+                at,
+                i,
+                &step,
+            )
+            .await;
+        if o == Outcome::Ok {
+            let addr = self.spec.targets[target];
+            let who = (self.identity, self.session);
+            let (start, probe) = (self.start, self.spec.probe);
+            self.attackers
+                .push(tokio::spawn(replay(addr, stolen, start, probe, who)));
+        }
     }
 
     /// How many actions the current visitor will do (0: stays for the whole run).

@@ -105,6 +105,13 @@ pub fn table(r: &ScenarioReport) -> String {
         let _ = writeln!(out, "sessions lost {}: {}", c.name(), kinds.join(", "));
     }
     for c in r.cells.iter().filter(|c| c.ran) {
+        if let Some(rv) = &c.stats.revocation {
+            let _ = writeln!(
+                out,
+                "revocation {}: {} logouts replayed; window median {:.0} ms, max {:.0} ms; {} replays accepted; {} still open when the attacker gave up",
+                c.name(), rv.logouts, rv.window_p50_ms, rv.window_max_ms, rv.replays_accepted, rv.still_open
+            );
+        }
         if let Some(so) = &c.stats.scale_out {
             let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));
             let _ = writeln!(
@@ -178,6 +185,9 @@ mod tests {
             quick: true,
             duration_s: 1.0,
             bucket_s: 0.25,
+            token_ttl_s: None,
+            access_ttl_s: None,
+            replay_every_s: 0.1,
             users: 1,
             think_ms: 1.0,
             backends: 1,

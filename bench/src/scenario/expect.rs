@@ -34,7 +34,12 @@ impl Expect {
 }
 
 /// Metrics `theory` predicts for some cells, which `within_theory` may name.
-pub const THEORY_METRICS: &[&str] = &["users_lost_ratio", "users_lost", "sessions_lost"];
+pub const THEORY_METRICS: &[&str] = &[
+    "users_lost_ratio",
+    "users_lost",
+    "sessions_lost",
+    "revocation_window_max_ms",
+];
 
 /// Metrics an expectation may name (see `stats::CellStats::metric`).
 pub const METRICS: &[&str] = &[
@@ -56,5 +61,7 @@ pub const METRICS: &[&str] = &[
     "fair_share_50_s",
     "fair_share_90_s",
     "send_lag_p99_ms",
+    "revocation_window_max_ms",
+    "revocation_still_open",
     "service_p99_ms",
 ];
