@@ -65,6 +65,9 @@ enum Command {
         /// Run only these cells, as affinity/sessions (repeatable, or comma-separated).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Run each cell N times, each with its own seed; the table adds medians and ranges.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: u32,
     },
     /// Re-derive a run's table from its raw record (cells/*/requests.jsonl) and say whether
     /// it agrees with the run's report.json. Exit 0: it agrees; 1: it differs; 2: unreadable.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             junit,
             tether,
             only,
+            repeat,
         } => {
             let opts = runner::RunOpts {
                 quick,
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
                 junit,
                 tether: tether_or_default(tether),
                 only,
+                repeat,
             };
             match runner::run(&scenario, &opts) {
                 Ok(true) => ExitCode::SUCCESS,

@@ -54,6 +54,9 @@ pub struct CellReport {
     pub sessions: String,
     /// tether balance.
     pub balance: String,
+    /// Which run of the cell this is under `--repeat` (0: the first; each with its own seed).
+    #[serde(default)]
+    pub repeat: u32,
     /// Whether it ran (false: skipped).
     pub ran: bool,
     /// Why it was skipped.
@@ -74,6 +77,7 @@ impl CellReport {
             affinity: affinity.to_string(),
             sessions: sessions.to_string(),
             balance: balance.to_string(),
+            repeat: 0,
             ran: false,
             skip_reason: None,
             stats: CellStats::default(),
@@ -84,12 +88,18 @@ impl CellReport {
 
     /// "affinity/sessions".
     pub fn name(&self) -> String {
-        format!("{}/{}", self.affinity, self.sessions)
+        match self.repeat {
+            0 => format!("{}/{}", self.affinity, self.sessions),
+            k => format!("{}/{}#{}", self.affinity, self.sessions, k + 1),
+        }
     }
 
     /// File-name form of `name`.
     pub fn slug(&self) -> String {
-        format!("{}-{}", self.affinity, self.sessions)
+        match self.repeat {
+            0 => format!("{}-{}", self.affinity, self.sessions),
+            k => format!("{}-{}-r{}", self.affinity, self.sessions, k + 1),
+        }
     }
 
     /// Marks the cell skipped.

@@ -27,6 +27,8 @@ pub struct RunOpts {
     pub tether: PathBuf,
     /// Only cells whose "affinity/sessions" is listed (empty: all).
     pub only: Vec<String>,
+    /// Runs of each cell, each with its own seed (at least 1).
+    pub repeat: u32,
 }
 
 /// Runs every scenario in `path`; returns whether every expectation held.
@@ -116,12 +118,13 @@ async fn run_scenario(
     redis: Option<&RedisServer>,
 ) -> anyhow::Result<ScenarioReport> {
     let mut cells = Vec::new();
-    let plan: Vec<(String, String)> = sc
+    let plan: Vec<(String, String, u32)> = sc
         .matrix
         .affinity
         .iter()
         .flat_map(|a| sc.axis().into_iter().map(move |s| (a.clone(), s)))
         .filter(|(a, s)| opts.only.is_empty() || opts.only.iter().any(|o| *o == format!("{a}/{s}")))
+        .flat_map(|(a, s)| (0..opts.repeat.max(1)).map(move |k| (a.clone(), s.clone(), k)))
         .collect();
     eprintln!(
         "== {}{}: {} cell(s), {:?} each, {} users",
@@ -131,15 +134,12 @@ async fn run_scenario(
         sc.duration.0,
         sc.load.users
     );
-    for (i, (affinity, axis)) in plan.iter().enumerate() {
-        let label = format!("[{}/{}] {} {affinity}/{axis}", i + 1, plan.len(), sc.name);
-        let dir = opts
-            .out
-            .join("logs")
-            .join(&sc.name)
-            .join(format!("{affinity}-{axis}"));
-        std::fs::create_dir_all(&dir)?;
+    for (i, (affinity, axis, k)) in plan.iter().enumerate() {
         let mut cell = CellReport::new(affinity, axis, &sc.topology.balance);
+        cell.repeat = *k;
+        let label = format!("[{}/{}] {} {}", i + 1, plan.len(), sc.name, cell.name());
+        let dir = opts.out.join("logs").join(&sc.name).join(cell.slug());
+        std::fs::create_dir_all(&dir)?;
         let launcher = launcher(sc, axis)?;
         let needs_redis = !sc.targets_redis()
             && match &launcher {
@@ -182,7 +182,7 @@ async fn run_scenario(
         if let Some(r) = own {
             lab.own_redis(r);
         }
-        let outcome = lab.run(&label, &mut cell).await;
+        let outcome = lab.run(&label, &mut cell, u64::from(*k)).await;
         // Every process of the cell is stopped before anything else happens, bad input included.
         lab.shutdown().await;
         match outcome {

@@ -80,7 +80,12 @@ impl<'a> Lab<'a> {
 
     /// Starts the processes, runs the load and the timeline, fills in `cell`; returns what
     /// the users saw.
-    pub async fn run(&mut self, label: &str, cell: &mut CellReport) -> Result<LoadResult, Stop> {
+    pub async fn run(
+        &mut self,
+        label: &str,
+        cell: &mut CellReport,
+        seed: u64,
+    ) -> Result<LoadResult, Stop> {
         let ids = scenario::backend_ids(self.sc);
         let pooled = &ids[..self.sc.topology.backends];
         for id in pooled {
@@ -118,6 +123,7 @@ impl<'a> Lab<'a> {
             duration: self.sc.duration.0,
             timeout: self.sc.load.timeout.0,
             logout_after: self.sc.load.logout_after,
+            seed,
             probe: Probe {
                 every: self.sc.load.replay_every.0,
                 give_up: self.sc.load.replay_for.0,

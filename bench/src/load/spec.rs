@@ -33,6 +33,8 @@ pub struct LoadSpec {
     pub logout_after: u32,
     /// How the attacker replays.
     pub probe: super::replay::Probe,
+    /// Seeds the users' schedules; `--repeat` gives each run of a cell its own.
+    pub seed: u64,
     /// One session: step 0 starts it, each action then runs the other steps in order.
     pub flow: Vec<FlowStep>,
 }

@@ -61,6 +61,9 @@ impl User {
         progress: Arc<Progress>,
         index: usize,
     ) -> User {
+        // Run 0 keeps the schedules of earlier versions; `--repeat` shifts the others.
+        let seed = (0x7e7e_0000 + index as u64).wrapping_add(spec.seed.wrapping_mul(0x9e37_79b9));
+        let rng = fastrand::Rng::with_seed(seed);
         User {
             conns: (0..spec.targets.len()).map(|_| None).collect(),
             spec,
@@ -68,7 +71,7 @@ impl User {
             identities,
             hot,
             progress,
-            rng: fastrand::Rng::with_seed(0x7e7e_0000 + index as u64),
+            rng,
             identity: 0,
             jar: Jar::default(),
             nonces: 0,

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
+use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines, LEGEND};
 use crate::report::ScenarioReport;
 
@@ -69,6 +70,9 @@ pub fn html(r: &ScenarioReport) -> String {
     let _ = write!(out, "</table><div class=\"note\">");
     for note in latency_notes(r) {
         let _ = write!(out, "<p>{}</p>", esc(&note));
+    }
+    for line in repeat_lines(r) {
+        let _ = write!(out, "<p>{}</p>", esc(&line));
     }
     let _ = write!(out, "<p>Events: ");
     if let Some(c) = r.cells.iter().find(|c| c.ran) {

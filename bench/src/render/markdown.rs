@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::ScenarioReport;
 
@@ -30,6 +31,9 @@ pub fn markdown(r: &ScenarioReport) -> String {
     }
     for note in notes {
         let _ = writeln!(out, "{}  ", note.replacen('*', "\\*", 1));
+    }
+    for line in repeat_lines(r) {
+        let _ = writeln!(out, "- {line}");
     }
     let _ = writeln!(out, "\n## Every number beside its theory\n");
     let lines = theory_lines(r);

@@ -26,6 +26,14 @@ pub const LEGEND: [(&str, &str); 15] = [
     ("checks", "the scenario's expectations that held; each encodes a claim, listed above"),
 ];
 
+/// The sessions column: the store, and the run's number under `--repeat`.
+fn sessions(c: &CellReport) -> String {
+    match c.repeat {
+        0 => c.sessions.clone(),
+        k => format!("{}#{}", c.sessions, k + 1),
+    }
+}
+
 /// The table's header and one row per cell (shared by the terminal, markdown and HTML).
 pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let head = vec![
@@ -50,7 +58,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         .iter()
         .map(|c| {
             if !c.ran {
-                let mut row = vec![c.affinity.clone(), c.sessions.clone()];
+                let mut row = vec![c.affinity.clone(), sessions(c)];
                 row.extend((0..12).map(|_| "-".to_string()));
                 row.push(
                     if c.passed() {
@@ -70,7 +78,7 @@ pub fn rows(r: &ScenarioReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
             let ms = |v: f64| format!("{v:.1}{mark}");
             vec![
                 c.affinity.clone(),
-                c.sessions.clone(),
+                sessions(c),
                 s.requests.to_string(),
                 s.errors.to_string(),
                 format!("{} / {}", s.sessions_lost, s.sessions_started),

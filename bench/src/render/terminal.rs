@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::{CellReport, ScenarioReport};
 
@@ -53,6 +54,9 @@ pub fn table(r: &ScenarioReport) -> String {
         let _ = writeln!(out, "{note}");
     }
     for line in theory_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
+    for line in repeat_lines(r) {
         let _ = writeln!(out, "{line}");
     }
     if let Some(c) = r.cells.iter().find(|c| c.ran) {
