@@ -10,7 +10,7 @@ fn pct(x: f64) -> String {
 /// What each column of the table means, for the page's legend.
 pub const LEGEND: [(&str, &str); 15] = [
     ("affinity", "tether's affinity mode: none, cookie (a sticky cookie), ip_hash (by client address)"),
-    ("sessions", "where the backends keep sessions: local (process memory), shared (redis), token (a signed cookie); or the app's variant"),
+    ("sessions", "where the backends keep sessions: local (process memory), shared (redis), token (a signed cookie; token-denylist and token-refresh add a revocation record in redis); or the app's variant; #k: the k-th run under --repeat"),
     ("requests", "requests the virtual users sent"),
     ("errors", "5xx, other unexpected statuses, transport failures and timeouts"),
     ("sessions lost", "lost / started: a user found its session unknown or a write missing, and logged in again"),

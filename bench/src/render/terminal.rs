@@ -120,11 +120,13 @@ pub fn table(r: &ScenarioReport) -> String {
             let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));
             let _ = writeln!(
                 out,
-                "scale-out {}: {} reached 50% of its fair share after {}, 90% after {}",
+                "scale-out {}: {} reached 50% of its fair share after {}, 90% after {}; its steady share (last quarter) {:.0}% beside a fair share of {:.0}%",
                 c.name(),
                 so.backend,
                 s(so.fair_share_50_s),
-                s(so.fair_share_90_s)
+                s(so.fair_share_90_s),
+                so.final_share * 100.0,
+                so.fair_share * 100.0
             );
         }
     }
