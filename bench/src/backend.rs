@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::http::cookie;
 use crate::resp::Redis;
+use crate::revoke;
 use crate::sessions::SessionStore;
 use crate::token::{self, Cart};
 use crate::util::hex;
@@ -47,6 +48,10 @@ pub struct BackendArgs {
     /// Fraction of requests answered 500 on purpose (0.0..=1.0).
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
+    /// Lifetime of a sealed cart in ms, renewed at every write (0: never expires). For
+    /// `token-refresh`, the access token's lifetime.
+    #[arg(long, default_value_t = 0)]
+    pub token_ttl_ms: u64,
 }
 
 /// Live fault switches, set at start from flags and later by `POST /fault`.
@@ -65,6 +70,7 @@ struct App {
     local: Mutex<HashMap<String, Vec<String>>>,
     redis: Option<Redis>,
     secret: Vec<u8>,
+    token_ttl_ms: u64,
     faults: Faults,
 }
 
@@ -76,7 +82,9 @@ type Resp = Response<Full<Bytes>>;
 /// Serves the shop until SIGTERM or SIGINT.
 pub fn run(args: BackendArgs) -> anyhow::Result<()> {
     let redis = match (args.sessions, &args.redis) {
-        (SessionStore::Shared, None) => anyhow::bail!("--sessions shared needs --redis URL"),
+        (s, None) if s.uses_redis() => {
+            anyhow::bail!("--sessions {} needs --redis URL", s.name())
+        }
         (_, Some(url)) => Some(Redis::new(url)?),
         (_, None) => None,
     };
@@ -87,6 +95,7 @@ pub fn run(args: BackendArgs) -> anyhow::Result<()> {
         local: Mutex::new(HashMap::new()),
         redis,
         secret: args.secret.into_bytes(),
+        token_ttl_ms: args.token_ttl_ms,
         faults: Faults::default(),
     });
     app.faults.delay_ms.store(args.delay_ms, Ordering::Relaxed);
@@ -203,6 +212,7 @@ impl App {
                 _ => return text(StatusCode::BAD_REQUEST, "need ?item=[A-Za-z0-9_-]{1,32}\n"),
             },
             (&Method::GET, "/cart") => self.cart(req).await,
+            (&Method::POST, "/logout") => self.logout(req).await,
             _ => return text(StatusCode::NOT_FOUND, "not found\n"),
         };
         match result {
@@ -232,10 +242,12 @@ impl App {
                     .set_ex(&key(&sid), b"", SESSION_TTL_SECS)
                     .await?
             }
-            SessionStore::Token => {
+            SessionStore::Token | SessionStore::TokenDenylist | SessionStore::TokenRefresh => {
+                revoke::on_login(self.store, self.redis.as_ref(), &sid).await?;
                 let cart = Cart {
                     sid: sid.clone(),
                     items: Vec::new(),
+                    exp_ms: revoke::expiry(self.token_ttl_ms),
                 };
                 set_cookie(&mut resp, "cart", &token::seal(&self.secret, &cart));
             }
@@ -264,10 +276,11 @@ impl App {
                     .set_ex(&key(sid), value.as_bytes(), SESSION_TTL_SECS)
                     .await?;
             }
-            SessionStore::Token => {
+            SessionStore::Token | SessionStore::TokenDenylist | SessionStore::TokenRefresh => {
                 let cart = Cart {
                     sid: sid.to_string(),
                     items,
+                    exp_ms: revoke::expiry(self.token_ttl_ms),
                 };
                 set_cookie(&mut resp, "cart", &token::seal(&self.secret, &cart));
             }
@@ -296,11 +309,40 @@ impl App {
                     .map(str::to_string)
                     .collect()
             }),
-            SessionStore::Token => cookie(req.headers(), "cart")
-                .and_then(|t| token::open(&self.secret, t))
-                .filter(|c| c.sid == sid)
-                .map(|c| c.items),
+            SessionStore::Token | SessionStore::TokenDenylist | SessionStore::TokenRefresh => {
+                let cart = cookie(req.headers(), "cart")
+                    .and_then(|t| token::open(&self.secret, t))
+                    .filter(|c| c.sid == sid);
+                match cart {
+                    Some(c) if revoke::admit(self.store, self.redis.as_ref(), &c).await? => {
+                        Some(c.items)
+                    }
+                    _ => None,
+                }
+            }
         })
+    }
+
+    /// `POST /logout`: ends the session as far as this store can (see `revoke`) and asks the
+    /// client to drop its cookies.
+    async fn logout(&self, req: &Request<Incoming>) -> std::io::Result<Resp> {
+        let Some(sid) = cookie(req.headers(), "sid") else {
+            return Ok(no_session());
+        };
+        match self.store {
+            SessionStore::Local => {
+                self.local.lock().expect("sessions lock").remove(sid);
+            }
+            SessionStore::Shared => self.redis().del(&key(sid)).await?,
+            _ => revoke::on_logout(self.store, self.redis.as_ref(), sid).await?,
+        }
+        let mut resp = text(StatusCode::OK, "logged out\n");
+        for name in ["sid", "cart"] {
+            if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0")) {
+                resp.headers_mut().append(SET_COOKIE, v);
+            }
+        }
+        Ok(resp)
     }
 
     fn redis(&self) -> &Redis {

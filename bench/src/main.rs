@@ -8,16 +8,21 @@ mod backend;
 mod http;
 mod lab;
 mod load;
+mod phases;
 mod procs;
 mod rate;
+mod recompute;
+mod record;
 mod redis_server;
 mod render;
 mod report;
 mod resp;
+mod revoke;
 mod runner;
 mod scenario;
 mod sessions;
 mod stats;
+mod theory;
 mod token;
 mod util;
 mod verify;
@@ -60,6 +65,15 @@ enum Command {
         /// Run only these cells, as affinity/sessions (repeatable, or comma-separated).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Run each cell N times, each with its own seed; the table adds medians and ranges.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: u32,
+    },
+    /// Re-derive a run's table from its raw record (cells/*/requests.jsonl) and say whether
+    /// it agrees with the run's report.json. Exit 0: it agrees; 1: it differs; 2: unreadable.
+    Recompute {
+        /// The run's report directory (its --out).
+        out: PathBuf,
     },
     /// Check that your own service keeps no hidden local state: three instances behind tether,
     /// anti-affinity, a SIGKILL and a restart. Exit 0: none found; 1: found (the first failure
@@ -93,6 +107,7 @@ fn main() -> ExitCode {
             junit,
             tether,
             only,
+            repeat,
         } => {
             let opts = runner::RunOpts {
                 quick,
@@ -100,6 +115,7 @@ fn main() -> ExitCode {
                 junit,
                 tether: tether_or_default(tether),
                 only,
+                repeat,
             };
             match runner::run(&scenario, &opts) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -111,6 +127,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Recompute { out } => match recompute::run(&out) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("tether-bench recompute: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Verify { args } => {
             match verify::run(&args, &tether_or_default(args.tether.clone())) {
                 Ok(true) => ExitCode::SUCCESS,

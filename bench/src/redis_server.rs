@@ -23,6 +23,22 @@ impl RedisServer {
     /// Starts redis-server without persistence, logging into `logs`; the error says why it
     /// could not (not installed, did not answer), for the note that skips shared cells.
     pub async fn start(logs: &Path) -> Result<RedisServer, String> {
+        let port = free_port().map_err(|e| e.to_string())?;
+        Self::start_at(logs, port, "redis.log").await
+    }
+
+    /// Starts a new, empty redis-server on the same port (after a SIGKILL: nothing persists),
+    /// logging into `logs/log`. The backends' connections find it at the old address.
+    pub async fn restart(&mut self, logs: &Path, log: &str) -> Result<(), String> {
+        if self.proc.running() {
+            return Err("redis is still running".into());
+        }
+        let port = self.client.port();
+        *self = Self::start_at(logs, port, log).await?;
+        Ok(())
+    }
+
+    async fn start_at(logs: &Path, port: u16, log: &str) -> Result<RedisServer, String> {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
             .unwrap_or(false);
@@ -32,7 +48,6 @@ impl RedisServer {
                     .into(),
             );
         }
-        let port = free_port().map_err(|e| e.to_string())?;
         std::fs::create_dir_all(logs).map_err(|e| e.to_string())?;
         let args: Vec<String> = [
             "--port",
@@ -47,13 +62,8 @@ impl RedisServer {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let proc = Proc::spawn(
-            "redis",
-            Path::new("redis-server"),
-            &args,
-            &logs.join("redis.log"),
-        )
-        .map_err(|e| format!("{e:#}"))?;
+        let proc = Proc::spawn("redis", Path::new("redis-server"), &args, &logs.join(log))
+            .map_err(|e| format!("{e:#}"))?;
         let url = format!("redis://127.0.0.1:{port}");
         let client = Redis::new(&url).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,16 +1,17 @@
 //! The report's data model and its stable JSON schema (report.json): a scenario's cells, the
 //! checks of each, and the timeline as it was carried out. Rendering it is `render`'s job.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
 use crate::stats::CellStats;
+use crate::theory::Setup;
 
 /// Version of the report.json layout; bumped only on incompatible changes.
 pub const SCHEMA: u32 = 1;
 
 /// One expectation checked against one cell.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Check {
     /// The `METRIC_min` / `METRIC_max` key.
     pub expect: String,
@@ -25,7 +26,7 @@ pub struct Check {
 }
 
 /// One timeline event as it was carried out.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct EventRecord {
     /// "affinity/sessions" of the cell.
     pub cell: String,
@@ -44,7 +45,7 @@ pub struct EventRecord {
 }
 
 /// One cell of the matrix.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct CellReport {
     /// tether affinity mode.
     pub affinity: String,
@@ -53,6 +54,9 @@ pub struct CellReport {
     pub sessions: String,
     /// tether balance.
     pub balance: String,
+    /// Which run of the cell this is under `--repeat` (0: the first; each with its own seed).
+    #[serde(default)]
+    pub repeat: u32,
     /// Whether it ran (false: skipped).
     pub ran: bool,
     /// Why it was skipped.
@@ -73,6 +77,7 @@ impl CellReport {
             affinity: affinity.to_string(),
             sessions: sessions.to_string(),
             balance: balance.to_string(),
+            repeat: 0,
             ran: false,
             skip_reason: None,
             stats: CellStats::default(),
@@ -83,18 +88,51 @@ impl CellReport {
 
     /// "affinity/sessions".
     pub fn name(&self) -> String {
-        format!("{}/{}", self.affinity, self.sessions)
+        match self.repeat {
+            0 => format!("{}/{}", self.affinity, self.sessions),
+            k => format!("{}/{}#{}", self.affinity, self.sessions, k + 1),
+        }
     }
 
     /// File-name form of `name`.
     pub fn slug(&self) -> String {
-        format!("{}-{}", self.affinity, self.sessions)
+        match self.repeat {
+            0 => format!("{}-{}", self.affinity, self.sessions),
+            k => format!("{}-{}-r{}", self.affinity, self.sessions, k + 1),
+        }
     }
 
     /// Marks the cell skipped.
     pub fn skip(&mut self, why: &str) {
         self.ran = false;
         self.skip_reason = Some(why.to_string());
+    }
+
+    /// The events carried out, as (seconds, "action target"), for the phases of `stats`.
+    pub fn marks(&self) -> Vec<(f64, String)> {
+        self.events
+            .iter()
+            .map(|e| (e.actual_s, format!("{} {}", e.action, e.backend)))
+            .collect()
+    }
+
+    /// What the theory needs to know about this cell besides its record.
+    pub fn setup(&self, r: &ScenarioReport) -> Setup<'_> {
+        Setup {
+            affinity: &self.affinity,
+            sessions: &self.sessions,
+            backends: r.backends,
+            token_ttl: match self.sessions.as_str() {
+                "token-refresh" => r.access_ttl_s,
+                _ => r.token_ttl_s,
+            },
+            replay_every: r.replay_every_s,
+            events: self
+                .events
+                .iter()
+                .map(|e| (e.actual_s, e.action.as_str(), e.backend.as_str()))
+                .collect(),
+        }
     }
 
     /// Marks a cell that broke while running: it fails, with the reason as its check.
@@ -116,7 +154,7 @@ impl CellReport {
 }
 
 /// A scenario's report.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct ScenarioReport {
     /// The report.json layout version, [`SCHEMA`].
     pub schema: u32,
@@ -128,6 +166,17 @@ pub struct ScenarioReport {
     pub quick: bool,
     /// Load duration per cell (s).
     pub duration_s: f64,
+    /// Timeline bucket width (s), for re-deriving the timeline from the raw record.
+    pub bucket_s: f64,
+    /// Token lifetime of the `token` and `token-denylist` cells (s; `null`: none).
+    #[serde(default)]
+    pub token_ttl_s: Option<f64>,
+    /// Access token lifetime of `token-refresh` cells (s).
+    #[serde(default)]
+    pub access_ttl_s: Option<f64>,
+    /// Time between an attacker's replays (s).
+    #[serde(default)]
+    pub replay_every_s: f64,
     /// Concurrent users.
     pub users: usize,
     /// Mean think time (ms).
@@ -153,6 +202,10 @@ impl ScenarioReport {
             description: sc.description.clone(),
             quick,
             duration_s: sc.duration.0.as_secs_f64(),
+            bucket_s: sc.bucket().as_secs_f64(),
+            token_ttl_s: sc.token_ttl("token").map(|d| d.as_secs_f64()),
+            access_ttl_s: sc.token_ttl("token-refresh").map(|d| d.as_secs_f64()),
+            replay_every_s: sc.load.replay_every.0.as_secs_f64(),
             users: sc.load.users,
             think_ms: sc.load.think.0.as_secs_f64() * 1000.0,
             backends: sc.topology.backends,

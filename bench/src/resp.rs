@@ -63,6 +63,11 @@ impl Redis {
         reply
     }
 
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// `PING`, true on `PONG`.
     pub async fn ping(&self) -> bool {
         matches!(self.command(&[b"PING"]).await, Ok(Value::Bytes(b)) if b == b"PONG")
@@ -82,6 +87,11 @@ impl Redis {
         self.command(&[b"SET", key.as_bytes(), value, b"EX", secs.as_bytes()])
             .await
             .map(|_| ())
+    }
+
+    /// `DEL key`.
+    pub async fn del(&self, key: &str) -> io::Result<()> {
+        self.command(&[b"DEL", key.as_bytes()]).await.map(|_| ())
     }
 
     /// `FLUSHALL`: the runner empties the store between matrix cells.

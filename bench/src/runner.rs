@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::lab::{Lab, Launcher, Stop};
+use crate::record;
 use crate::redis_server::RedisServer;
 use crate::render;
 use crate::report::{CellReport, ScenarioReport};
 use crate::scenario::{self, Scenario};
-use crate::sessions::SessionStore;
 
 /// Options of `tether-bench run`.
 #[derive(Clone, Debug)]
@@ -27,6 +27,8 @@ pub struct RunOpts {
     pub tether: PathBuf,
     /// Only cells whose "affinity/sessions" is listed (empty: all).
     pub only: Vec<String>,
+    /// Runs of each cell, each with its own seed (at least 1).
+    pub repeat: u32,
 }
 
 /// Runs every scenario in `path`; returns whether every expectation held.
@@ -57,8 +59,10 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
         }
         let mut reports = Vec::new();
         let mut failed = None;
+        let suite = scenarios.len() > 1;
         for sc in &scenarios {
-            match run_scenario(sc, opts, redis.as_ref().ok()).await {
+            let dir = report_dir(opts, sc, suite);
+            match run_scenario(sc, opts, &dir, redis.as_ref().ok()).await {
                 Ok(r) => reports.push(r),
                 Err(e) => {
                     failed = Some(e);
@@ -82,12 +86,8 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
         }
     })?;
     let suite = reports.len() > 1;
-    for r in &reports {
-        let dir = if suite {
-            opts.out.join(&r.scenario)
-        } else {
-            opts.out.clone()
-        };
+    for (r, sc) in reports.iter().zip(&scenarios) {
+        let dir = report_dir(opts, sc, suite);
         render::write(r, &dir)?;
         println!("{}", render::table(r));
         println!("report: {}", dir.join("index.html").display());
@@ -102,18 +102,29 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<bool> {
     Ok(reports.iter().all(|r| r.passed))
 }
 
+/// Where a scenario's report goes: the output directory, or a directory of its own in a suite.
+fn report_dir(opts: &RunOpts, sc: &Scenario, suite: bool) -> PathBuf {
+    if suite {
+        opts.out.join(&sc.name)
+    } else {
+        opts.out.clone()
+    }
+}
+
 async fn run_scenario(
     sc: &Scenario,
     opts: &RunOpts,
+    report_dir: &Path,
     redis: Option<&RedisServer>,
 ) -> anyhow::Result<ScenarioReport> {
     let mut cells = Vec::new();
-    let plan: Vec<(String, String)> = sc
+    let plan: Vec<(String, String, u32)> = sc
         .matrix
         .affinity
         .iter()
         .flat_map(|a| sc.axis().into_iter().map(move |s| (a.clone(), s)))
         .filter(|(a, s)| opts.only.is_empty() || opts.only.iter().any(|o| *o == format!("{a}/{s}")))
+        .flat_map(|(a, s)| (0..opts.repeat.max(1)).map(move |k| (a.clone(), s.clone(), k)))
         .collect();
     eprintln!(
         "== {}{}: {} cell(s), {:?} each, {} users",
@@ -123,20 +134,18 @@ async fn run_scenario(
         sc.duration.0,
         sc.load.users
     );
-    for (i, (affinity, axis)) in plan.iter().enumerate() {
-        let label = format!("[{}/{}] {} {affinity}/{axis}", i + 1, plan.len(), sc.name);
-        let dir = opts
-            .out
-            .join("logs")
-            .join(&sc.name)
-            .join(format!("{affinity}-{axis}"));
-        std::fs::create_dir_all(&dir)?;
+    for (i, (affinity, axis, k)) in plan.iter().enumerate() {
         let mut cell = CellReport::new(affinity, axis, &sc.topology.balance);
+        cell.repeat = *k;
+        let label = format!("[{}/{}] {} {}", i + 1, plan.len(), sc.name, cell.name());
+        let dir = opts.out.join("logs").join(&sc.name).join(cell.slug());
+        std::fs::create_dir_all(&dir)?;
         let launcher = launcher(sc, axis)?;
-        let needs_redis = match &launcher {
-            Launcher::Demo { sessions, .. } => *sessions == SessionStore::Shared,
-            Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
-        };
+        let needs_redis = !sc.targets_redis()
+            && match &launcher {
+                Launcher::Demo { sessions, .. } => sessions.uses_redis(),
+                Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
+            };
         let redis_url = match (needs_redis, redis) {
             (true, None) => {
                 cell.skip("redis-server is not installed (apt-get install -y redis-server)");
@@ -153,12 +162,37 @@ async fn run_scenario(
             }
             (false, _) => None,
         };
+        // Events that kill or freeze redis get a redis-server of the cell's own, so the next
+        // cell starts with a store that is up.
+        let own = if sc.targets_redis() {
+            match RedisServer::start(&dir).await {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    eprintln!("{label}: SKIPPED: {why}");
+                    cell.skip(&why);
+                    cells.push(cell);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let redis_url = own.as_ref().map(|r| r.url.clone()).or(redis_url);
         let mut lab = Lab::new(sc, affinity, launcher, dir, &opts.tether, redis_url);
-        let outcome = lab.run(&label, &mut cell).await;
+        if let Some(r) = own {
+            lab.own_redis(r);
+        }
+        let outcome = lab.run(&label, &mut cell, u64::from(*k)).await;
         // Every process of the cell is stopped before anything else happens, bad input included.
         lab.shutdown().await;
         match outcome {
-            Ok(_) => {}
+            Ok(result) => {
+                let path = report_dir
+                    .join("cells")
+                    .join(cell.slug())
+                    .join(record::FILE);
+                record::write(&path, &result)?;
+            }
             Err(Stop::Skip(why)) => {
                 eprintln!("{label}: SKIPPED: {why}");
                 cell.skip(&why);
@@ -188,6 +222,7 @@ fn launcher(sc: &Scenario, axis: &str) -> anyhow::Result<Launcher> {
         },
         None => Launcher::Demo {
             bench: bench_exe()?,
+            token_ttl_ms: sc.token_ttl(axis).map_or(0, |d| d.as_millis() as u64),
             sessions: *sc
                 .matrix
                 .sessions

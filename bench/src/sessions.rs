@@ -13,6 +13,16 @@ pub enum SessionStore {
     Shared,
     /// The cart in an HMAC-sealed cookie: the client carries the state.
     Token,
+    /// `token`, and a logout puts the session id on a denylist in Redis that every request
+    /// checks: a token is revoked at once.
+    #[serde(rename = "token-denylist")]
+    #[value(name = "token-denylist")]
+    TokenDenylist,
+    /// `token` as a short-lived access token, renewed against a refresh record in Redis that
+    /// a logout deletes: a token is revoked when its access lifetime ends.
+    #[serde(rename = "token-refresh")]
+    #[value(name = "token-refresh")]
+    TokenRefresh,
 }
 
 impl SessionStore {
@@ -22,6 +32,16 @@ impl SessionStore {
             SessionStore::Local => "local",
             SessionStore::Shared => "shared",
             SessionStore::Token => "token",
+            SessionStore::TokenDenylist => "token-denylist",
+            SessionStore::TokenRefresh => "token-refresh",
         }
+    }
+
+    /// Whether backends with this store need the lab's redis-server.
+    pub fn uses_redis(self) -> bool {
+        matches!(
+            self,
+            SessionStore::Shared | SessionStore::TokenDenylist | SessionStore::TokenRefresh
+        )
     }
 }

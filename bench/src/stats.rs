@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadResult, Outcome};
+use crate::load::{revocation, LoadResult, Outcome, Revocation, Sample};
+use crate::phases::{phases, Phase};
+use crate::theory::Theory;
 
 /// Latency percentiles in milliseconds.
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -27,7 +29,7 @@ pub struct Percentiles {
 }
 
 /// Requests one backend answered.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct BackendLoad {
     /// Responses carrying its `x-backend-id`.
     pub requests: u64,
@@ -36,7 +38,7 @@ pub struct BackendLoad {
 }
 
 /// One time bucket of the run.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Bucket {
     /// Bucket start, seconds since the load began.
     pub t: f64,
@@ -55,7 +57,7 @@ pub struct Bucket {
 }
 
 /// How quickly a backend added mid-run reached its fair share.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct ScaleOut {
     /// The added backend.
     pub backend: String,
@@ -72,7 +74,7 @@ pub struct ScaleOut {
 }
 
 /// Everything measured in one cell, as report.json shows it.
-#[derive(Serialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct CellStats {
     /// Requests sent.
     pub requests: u64,
@@ -111,10 +113,21 @@ pub struct CellStats {
     pub send_lag_ms: Percentiles,
     /// Sends that went out late because the user's previous request was still running.
     pub late_sends: u64,
+    /// Send lag p99 over latency p99: how much of the latency tail is the generator's own.
+    pub lag_share_p99: f64,
+    /// False when the generator's send lag makes up [`LAG_DOMINATES`] or more of p99: the
+    /// tail is then the machine's, not the proxy's ("latency not measurable on this machine").
+    pub latency_measurable: bool,
     /// Present when a backend was added mid-run.
     pub scale_out: Option<ScaleOut>,
     /// Per-bucket rates, errors, losses and latency, for the charts.
     pub timeline: Vec<Bucket>,
+    /// Errors and losses between consecutive timeline events: what each event cost.
+    pub phases: Vec<Phase>,
+    /// Present when users logged out and an attacker replayed their cookies.
+    pub revocation: Option<Revocation>,
+    /// The figures the scenario's events predict, each beside its theory (empty: no theory).
+    pub theory: Vec<Theory>,
 }
 
 impl CellStats {
@@ -130,6 +143,7 @@ impl CellStats {
             "sessions_lost" => self.sessions_lost as f64,
             "sessions_lost_ratio" => self.sessions_lost_ratio,
             "users_lost_ratio" => self.users_lost_ratio,
+            "users_lost" => self.users_lost as f64,
             "p50_ms" => self.latency_ms.p50,
             "p90_ms" => self.latency_ms.p90,
             "p99_ms" => self.latency_ms.p99,
@@ -140,11 +154,43 @@ impl CellStats {
             "fair_share_50_s" => so?.fair_share_50_s?,
             "fair_share_90_s" => so?.fair_share_90_s?,
             "send_lag_p99_ms" => self.send_lag_ms.p99,
+            "revocation_window_max_ms" => self.revocation.as_ref()?.window_max_ms,
+            "revocation_still_open" => self.revocation.as_ref()?.still_open as f64,
             "service_p99_ms" => self.service_ms.p99,
             _ => return None,
         })
     }
 }
+
+impl CellStats {
+    /// Judges a `METRIC_min` / `METRIC_max` key against `limit`: the measured value and whether
+    /// it held. Only "never reached" has no value: slower than any minimum, over any maximum.
+    pub fn judge(&self, key: &str, limit: f64) -> (Option<f64>, bool) {
+        // `theory:METRIC`: the distance from the theory's value, within its tolerance.
+        if let Some(m) = key.strip_prefix("theory:") {
+            return match self.theory.iter().find(|t| t.metric == m) {
+                Some(t) => (Some((t.measured - t.expected).abs()), t.holds),
+                None => (None, false),
+            };
+        }
+        let (metric, is_min) = match key.strip_suffix("_min") {
+            Some(m) => (m, true),
+            None => (key.strip_suffix("_max").unwrap_or(key), false),
+        };
+        let value = self.metric(metric);
+        let pass = match value {
+            Some(v) if is_min => v >= limit,
+            Some(v) => v <= limit,
+            None => is_min,
+        };
+        (value, pass)
+    }
+}
+
+/// The share of p99 from which the generator's own send lag counts as dominating it. Latency
+/// is measured from the intended send time, so a late timer adds to every figure; when a
+/// quarter of the tail or more is the generator's, what remains cannot be told from its noise.
+pub const LAG_DOMINATES: f64 = 0.25;
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("static histogram bounds")
@@ -169,17 +215,29 @@ fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).max(1)
 }
 
-/// Computes a cell's numbers. `added` is (backend, seconds) of the first backend added
-/// mid-run, for the scale-out measure.
-pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> CellStats {
+/// Computes a cell's numbers from its samples alone (so `recompute` re-derives them from the
+/// raw record). `added` is (backend, seconds) of the first backend added mid-run, for the
+/// scale-out measure; `marks` are the events carried out, as (seconds, "action target"), for
+/// the phases.
+pub fn compute(
+    r: &LoadResult,
+    bucket: Duration,
+    added: Option<(&str, f64)>,
+    marks: &[(f64, String)],
+) -> CellStats {
+    let ok_login = |x: &&Sample| x.step == 0 && x.outcome == Outcome::Ok;
     let mut s = CellStats {
         requests: r.samples.len() as u64,
-        sessions_started: r.logins,
-        sessions_lost: r.losses.len() as u64,
-        users: r.identities as u64,
-        late_sends: r.late_sends,
+        sessions_started: r.samples.iter().filter(ok_login).count() as u64,
+        sessions_lost: r.samples.iter().filter(|x| x.lost.is_some()).count() as u64,
+        late_sends: r.samples.iter().filter(|x| x.late).count() as u64,
         ..Default::default()
     };
+    // Users are the identities that sent at least one request, not every identity handed out.
+    let mut acted: Vec<u32> = r.samples.iter().map(|x| x.identity).collect();
+    acted.sort_unstable();
+    acted.dedup();
+    s.users = acted.len() as u64;
     let mut all = histogram();
     let mut service = histogram();
     let mut per_backend: BTreeMap<String, u64> = BTreeMap::new();
@@ -207,17 +265,28 @@ pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> 
     s.latency_ms = percentiles(&all);
     s.service_ms = percentiles(&service);
     let mut lag = histogram();
-    for l in &r.send_lag {
-        let _ = lag.record(micros(*l));
+    for l in r.samples.iter().filter_map(|x| x.lag) {
+        let _ = lag.record(micros(l));
     }
     s.send_lag_ms = percentiles(&lag);
+    s.lag_share_p99 = if s.latency_ms.p99 > 0.0 {
+        s.send_lag_ms.p99 / s.latency_ms.p99
+    } else {
+        0.0
+    };
+    s.latency_measurable = s.lag_share_p99 < LAG_DOMINATES;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     s.error_rate = ratio(s.errors, s.requests);
     s.sessions_lost_ratio = ratio(s.sessions_lost, s.sessions_started);
-    for l in &r.losses {
-        *s.loss_reasons.entry(l.reason.to_string()).or_default() += 1;
+    for why in r.samples.iter().filter_map(|x| x.lost) {
+        *s.loss_reasons.entry(why.to_string()).or_default() += 1;
     }
-    let mut lost_users: Vec<u32> = r.losses.iter().map(|l| l.identity).collect();
+    let mut lost_users: Vec<u32> = r
+        .samples
+        .iter()
+        .filter(|x| x.lost.is_some())
+        .map(|x| x.identity)
+        .collect();
     lost_users.sort_unstable();
     lost_users.dedup();
     s.users_lost = lost_users.len() as u64;
@@ -237,6 +306,8 @@ pub fn compute(r: &LoadResult, bucket: Duration, added: Option<(&str, f64)>) -> 
         })
         .collect();
     s.timeline = timeline(r, bucket);
+    s.phases = phases(r, marks);
+    s.revocation = revocation(&r.replays);
     s.scale_out = added.map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
     s
 }
@@ -268,9 +339,8 @@ fn timeline(r: &LoadResult, bucket: Duration) -> Vec<Bucket> {
         if matches!(x.outcome, Outcome::Error(_)) {
             out[i].errors += 1;
         }
-    }
-    for l in &r.losses {
-        out[idx(l.at)].sessions_lost += 1;
+        // Losses on the requests' own clock (intended time), like everything else here.
+        out[i].sessions_lost += u64::from(x.lost.is_some());
     }
     for (b, h) in out.iter_mut().zip(&hists) {
         let p = percentiles(h);

@@ -15,11 +15,16 @@ pub struct Cart {
     pub sid: String,
     /// Items added so far, in order.
     pub items: Vec<String>,
+    /// Unix time in ms after which the token is refused (0: never).
+    pub exp_ms: u64,
 }
 
 /// Seals `cart` as `v1.<hex payload>.<hex mac>`.
 pub fn seal(secret: &[u8], cart: &Cart) -> String {
-    let payload = format!("{}|{}", cart.sid, cart.items.join(","));
+    let mut payload = format!("{}|{}", cart.sid, cart.items.join(","));
+    if cart.exp_ms > 0 {
+        payload.push_str(&format!("|{}", cart.exp_ms));
+    }
     let payload = hex(payload.as_bytes());
     format!("v1.{payload}.{}", hex(&mac(secret, &payload)))
 }
@@ -32,7 +37,11 @@ pub fn open(secret: &[u8], token: &str) -> Option<Cart> {
     m.update(payload.as_bytes());
     m.verify_slice(&unhex(sig)?).ok()?;
     let text = String::from_utf8(unhex(payload)?).ok()?;
-    let (sid, items) = text.split_once('|')?;
+    let (sid, rest) = text.split_once('|')?;
+    let (items, exp_ms) = match rest.split_once('|') {
+        Some((items, exp)) => (items, exp.parse().ok()?),
+        None => (rest, 0),
+    };
     let items = if items.is_empty() {
         Vec::new()
     } else {
@@ -41,6 +50,7 @@ pub fn open(secret: &[u8], token: &str) -> Option<Cart> {
     Some(Cart {
         sid: sid.to_string(),
         items,
+        exp_ms,
     })
 }
 
@@ -58,6 +68,7 @@ mod tests {
         Cart {
             sid: "s1".into(),
             items: vec!["a".into(), "b".into()],
+            exp_ms: 0,
         }
     }
 
@@ -68,8 +79,14 @@ mod tests {
         let empty = Cart {
             sid: "s2".into(),
             items: vec![],
+            exp_ms: 0,
         };
         assert_eq!(open(b"k", &seal(b"k", &empty)), Some(empty));
+        let expiring = Cart {
+            exp_ms: 1_700_000_000_123,
+            ..cart()
+        };
+        assert_eq!(open(b"k", &seal(b"k", &expiring)), Some(expiring));
     }
 
     #[test]

@@ -146,7 +146,49 @@ fn quick_failover_matches_the_claims() {
             "{affinity}/local: {ratio} of users lost their session, expected about 1/4 (is {affinity} affinity sticky?)"
         );
         assert!(f(c, "sticky_ratio") > 0.9, "{affinity}/local is not sticky");
+        // Beside its theory: exactly the users tether had pinned to app-2 lose their session.
+        let pinned = c["theory"]
+            .as_array()
+            .expect("theory")
+            .iter()
+            .find(|t| t["metric"] == "users_lost")
+            .unwrap_or_else(|| panic!("{affinity}/local has no users_lost theory"));
+        assert_eq!(
+            pinned["measured"], pinned["expected"],
+            "{affinity}/local: {pinned}"
+        );
     }
+
+    // The raw record re-derives the run's table, figure for figure.
+    for c in cells.iter().filter(|c| c["ran"] == true) {
+        let slug = format!(
+            "{}-{}",
+            c["affinity"].as_str().unwrap(),
+            c["sessions"].as_str().unwrap()
+        );
+        let jsonl = out.join("cells").join(slug).join("requests.jsonl");
+        let lines = std::fs::read_to_string(&jsonl).expect("every cell writes requests.jsonl");
+        assert_eq!(
+            lines.lines().count() as f64,
+            f(c, "requests"),
+            "{}",
+            jsonl.display()
+        );
+    }
+    let again = Command::new(env!("CARGO_BIN_EXE_tether-bench"))
+        .arg("recompute")
+        .arg(&out)
+        .output()
+        .expect("tether-bench recompute runs");
+    let again = String::from_utf8_lossy(&again.stdout);
+    let (table, verdict) = again
+        .rsplit_once("\nrecomputed ")
+        .unwrap_or_else(|| panic!("no verdict from recompute:\n{again}"));
+    assert!(verdict.contains("agrees with report.json"), "{again}");
+    assert!(
+        stdout.contains(table),
+        "recompute printed another table:\n{table}\nthan the run:\n{stdout}"
+    );
 
     assert_eq!(
         run.status.success(),

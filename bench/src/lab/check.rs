@@ -19,18 +19,25 @@ pub fn check(sc: &Scenario, cell: &mut CellReport) {
         .iter()
         .filter(|x| x.matches(&cell.affinity, &cell.sessions))
     {
+        for m in &x.within_theory {
+            let key = format!("theory:{m}");
+            let tolerance = cell
+                .stats
+                .theory
+                .iter()
+                .find(|t| t.metric == *m)
+                .map_or(0.0, |t| t.tolerance);
+            let (value, pass) = cell.stats.judge(&key, tolerance);
+            cell.checks.push(Check {
+                expect: key,
+                limit: tolerance,
+                value,
+                pass,
+                claim: x.claim.clone(),
+            });
+        }
         for (key, &limit) in &x.limits {
-            let (metric, is_min) = match key.strip_suffix("_min") {
-                Some(m) => (m, true),
-                None => (key.strip_suffix("_max").unwrap_or(key), false),
-            };
-            let value = cell.stats.metric(metric);
-            let pass = match value {
-                Some(v) if is_min => v >= limit,
-                Some(v) => v <= limit,
-                // Only "never reached" has no value: slower than any minimum, over any maximum.
-                None => is_min,
-            };
+            let (value, pass) = cell.stats.judge(key, limit);
             cell.checks.push(Check {
                 expect: key.clone(),
                 limit,

@@ -8,11 +8,14 @@ use anyhow::Context as _;
 use hyper::Method;
 
 use super::fleet::Fleet;
-use crate::scenario::{Action, EventSpec};
+use crate::scenario::{Action, EventSpec, REDIS};
 
 /// Carries out one event; the `Ok` string says what was done, for the report.
 pub async fn apply(fleet: &mut Fleet, e: &EventSpec) -> anyhow::Result<String> {
     let id = e.backend.as_str();
+    if id == REDIS {
+        return redis(fleet, e.action).await;
+    }
     match e.action {
         Action::Kill => {
             fleet.stopping(id);
@@ -90,5 +93,34 @@ pub async fn apply(fleet: &mut Fleet, e: &EventSpec) -> anyhow::Result<String> {
             anyhow::ensure!(status == 200, "POST {path}: HTTP {status}: {body}");
             Ok(format!("POST {path}: {body}"))
         }
+    }
+}
+
+/// An event on the cell's own redis-server: the store `shared` sessions live in.
+async fn redis(fleet: &mut Fleet, action: Action) -> anyhow::Result<String> {
+    match action {
+        Action::Kill => {
+            let p = fleet.redis_proc()?;
+            anyhow::ensure!(p.running(), "redis is not running");
+            p.kill().await?;
+            Ok(format!("SIGKILL redis pid {}", p.pid))
+        }
+        Action::Freeze | Action::Resume => {
+            let sig = if action == Action::Freeze {
+                "STOP"
+            } else {
+                "CONT"
+            };
+            let p = fleet.redis_proc()?;
+            p.signal(sig).await?;
+            Ok(format!("SIG{sig} redis pid {}", p.pid))
+        }
+        Action::Stop => {
+            let p = fleet.redis_proc()?;
+            let how = p.stop(Duration::from_secs(2)).await;
+            Ok(format!("redis pid {} {how}", p.pid))
+        }
+        Action::Start => fleet.restart_redis().await,
+        a => anyhow::bail!("{} cannot act on redis", a.name()),
     }
 }

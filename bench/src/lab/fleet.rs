@@ -11,6 +11,7 @@ use hyper::Method;
 
 use super::launch::{Launcher, StartAt};
 use crate::procs::Proc;
+use crate::redis_server::RedisServer;
 
 /// A backend id's process, if started, and the address it keeps across restarts.
 struct Slot {
@@ -37,6 +38,8 @@ pub struct Fleet {
     dir: PathBuf,
     /// The lab's redis-server, for `shared` cells and apps using `{redis_url}`.
     redis_url: Option<String>,
+    /// The cell's own redis-server, when the scenario's events act on it; how often started.
+    redis: Option<(RedisServer, u32)>,
 }
 
 impl Fleet {
@@ -67,7 +70,39 @@ impl Fleet {
             launcher,
             dir,
             redis_url,
+            redis: None,
         }
+    }
+
+    /// Gives the cell a redis-server of its own, which `redis` events act on.
+    pub fn own_redis(&mut self, server: RedisServer) {
+        self.redis_url = Some(server.url.clone());
+        self.redis = Some((server, 1));
+    }
+
+    /// The cell's own redis-server's process.
+    pub fn redis_proc(&mut self) -> anyhow::Result<&mut Proc> {
+        self.redis
+            .as_mut()
+            .map(|(r, _)| &mut r.proc)
+            .context("this cell has no redis-server of its own")
+    }
+
+    /// Starts the cell's redis-server again, empty, on its old port.
+    pub async fn restart_redis(&mut self) -> anyhow::Result<String> {
+        let (r, starts) = self
+            .redis
+            .as_mut()
+            .context("this cell has no redis-server")?;
+        *starts += 1;
+        let log = format!("redis.{starts}.log");
+        r.restart(&self.dir, &log)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(format!(
+            "new empty redis-server pid {} at {}",
+            r.proc.pid, r.url
+        ))
     }
 
     /// Whether the backends are the user's app (its start failures are bad input).
@@ -213,8 +248,12 @@ impl Fleet {
         Ok(done.join("; "))
     }
 
-    /// Stops every process (tether gracefully, backends with SIGKILL).
+    /// Stops every process (tether gracefully, backends and the cell's redis with SIGKILL).
     pub async fn shutdown(&mut self) {
+        if let Some((r, _)) = &mut self.redis {
+            let _ = r.proc.signal("CONT").await;
+            let _ = r.proc.kill().await;
+        }
         for p in &mut self.proxies {
             p.proc.stop(Duration::from_secs(3)).await;
         }

@@ -24,6 +24,8 @@ pub enum Launcher {
         bench: PathBuf,
         /// Where its sessions live.
         sessions: SessionStore,
+        /// `--token-ttl-ms` (0: tokens never expire).
+        token_ttl_ms: u64,
     },
     /// The user's service, in one of its variants.
     App {
@@ -59,7 +61,11 @@ impl Launcher {
     /// Starts the process and waits until it serves; returns it with its address.
     pub async fn start(&self, at: StartAt<'_>) -> anyhow::Result<(Proc, SocketAddr)> {
         match self {
-            Launcher::Demo { bench, sessions } => {
+            Launcher::Demo {
+                bench,
+                sessions,
+                token_ttl_ms,
+            } => {
                 let listen = at.addr.map_or("127.0.0.1:0".into(), |a| a.to_string());
                 let mut args = vec![
                     "backend".to_string(),
@@ -69,6 +75,8 @@ impl Launcher {
                     listen,
                     "--sessions".into(),
                     sessions.name().into(),
+                    "--token-ttl-ms".into(),
+                    token_ttl_ms.to_string(),
                 ];
                 if let Some(url) = at.redis_url {
                     args.extend(["--redis".to_string(), url.to_string()]);

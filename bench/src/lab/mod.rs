@@ -23,10 +23,12 @@ pub use self::launch::Launcher;
 use self::progress::progress_line;
 pub use self::stop::Stop;
 use self::task::AbortOnDrop;
-use crate::load::{self, LoadResult, LoadSpec, Progress};
-use crate::report::{CellReport, EventRecord};
+use crate::load::{self, LoadResult, LoadSpec, Probe, Progress};
+use crate::redis_server::RedisServer;
+use crate::report::{CellReport, EventRecord, ScenarioReport};
 use crate::scenario::{self, demo_flow, Action, Scenario};
 use crate::stats;
+use crate::theory;
 
 /// How often the lab looks for backends that exited on their own.
 const CRASH_POLL: Duration = Duration::from_millis(250);
@@ -70,9 +72,20 @@ impl<'a> Lab<'a> {
         }
     }
 
+    /// Gives the cell a redis-server of its own (started before its backends, which get its
+    /// address), for a scenario whose events act on redis.
+    pub fn own_redis(&mut self, server: RedisServer) {
+        self.fleet.own_redis(server);
+    }
+
     /// Starts the processes, runs the load and the timeline, fills in `cell`; returns what
     /// the users saw.
-    pub async fn run(&mut self, label: &str, cell: &mut CellReport) -> Result<LoadResult, Stop> {
+    pub async fn run(
+        &mut self,
+        label: &str,
+        cell: &mut CellReport,
+        seed: u64,
+    ) -> Result<LoadResult, Stop> {
         let ids = scenario::backend_ids(self.sc);
         let pooled = &ids[..self.sc.topology.backends];
         for id in pooled {
@@ -109,6 +122,13 @@ impl<'a> Lab<'a> {
             hot_factor: self.sc.load.hot_factor,
             duration: self.sc.duration.0,
             timeout: self.sc.load.timeout.0,
+            logout_after: self.sc.load.logout_after,
+            seed,
+            probe: Probe {
+                every: self.sc.load.replay_every.0,
+                give_up: self.sc.load.replay_for.0,
+                timeout: self.sc.load.timeout.0,
+            },
             flow: match &self.sc.app {
                 Some(_) => self.sc.flow.clone(),
                 None => demo_flow(),
@@ -170,7 +190,11 @@ impl<'a> Lab<'a> {
             .iter()
             .find(|e| e.action == Action::Add && !pooled.contains(&e.backend))
             .map(|e| (e.backend.as_str(), e.at.0.as_secs_f64()));
-        cell.stats = stats::compute(&result, self.sc.bucket(), added);
+        cell.stats = stats::compute(&result, self.sc.bucket(), added, &cell.marks());
+        cell.stats.theory = theory::derive(
+            &result,
+            &cell.setup(&ScenarioReport::new(self.sc, false, Vec::new())),
+        );
         cell.ran = true;
         check(self.sc, cell);
         eprintln!(

@@ -10,16 +10,18 @@
 mod outcome;
 mod pacing;
 mod progress;
+mod replay;
 mod spec;
 mod user;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
-pub use self::outcome::{LoadResult, Loss, Outcome};
+pub use self::outcome::{LoadResult, Loss, Outcome, Sample};
 pub use self::progress::Progress;
+pub use self::replay::{revocation, Probe, Replay, Revocation};
 pub use self::spec::LoadSpec;
 use self::user::User;
 
@@ -46,12 +48,9 @@ pub async fn run(spec: LoadSpec, start: Instant, progress: Arc<Progress>) -> Loa
         if let Ok(r) = t.await {
             all.samples.extend(r.samples);
             all.losses.extend(r.losses);
-            all.logins += r.logins;
-            all.send_lag.extend(r.send_lag);
-            all.late_sends += r.late_sends;
+            all.replays.extend(r.replays);
         }
     }
-    all.identities = next_identity.load(Ordering::Relaxed);
     all.samples.sort_by_key(|s| s.at);
     all.losses.sort_by_key(|l| l.at);
     all

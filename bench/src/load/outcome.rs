@@ -16,23 +16,65 @@ pub enum Outcome {
     Error(String),
 }
 
-/// One request as the client saw it.
+/// One request as the client saw it. Times are offsets from the run's start, whole
+/// microseconds, so the raw record (`record`) round-trips every figure exactly.
 #[derive(Clone, Debug)]
 pub struct Sample {
     /// Intended send time since the run started.
     pub at: Duration,
+    /// When it was actually sent.
+    pub sent: Duration,
+    /// When the response body ended (or the request failed).
+    pub finished: Duration,
     /// From the intended send time to the end of the response body.
     pub latency: Duration,
     /// From the actual send to the end of the body: what a closed-loop tool would report.
     pub service: Duration,
     /// Which step of the flow (0: the one that starts a session).
     pub step: usize,
+    /// The identity's session this request belongs to (its n-th login attempt, from 0).
+    pub session: u32,
     /// How it ended.
     pub outcome: Outcome,
+    /// The HTTP status, if a response came back.
+    pub status: Option<u16>,
     /// `x-backend-id` of the response, if one came back.
     pub backend: Option<Arc<str>>,
     /// The virtual user's identity (one jar + one address).
     pub identity: u32,
+    /// Set on the request that showed its session lost: "session not found" or "write missing".
+    pub lost: Option<&'static str>,
+    /// On an action's first request: how late the generator's timer fired when the user was
+    /// idle and waiting (`None`: not an action's first request, or sent late behind a slow one).
+    pub lag: Option<Duration>,
+    /// On an action's first request: it went out late because the user's previous request
+    /// was still running; its latency includes that wait.
+    pub late: bool,
+}
+
+impl Sample {
+    /// A sample from its three instants (offsets from the run's start), truncated to whole
+    /// microseconds; latency and service time follow from them.
+    pub fn timed(at: Duration, sent: Duration, finished: Duration) -> Sample {
+        let us = |d: Duration| Duration::from_micros(d.as_micros() as u64);
+        let (at, sent, finished) = (us(at), us(sent).max(us(at)), us(finished).max(us(sent)));
+        Sample {
+            at,
+            sent,
+            finished,
+            latency: finished - at,
+            service: finished - sent,
+            step: 0,
+            session: 0,
+            outcome: Outcome::Ok,
+            status: None,
+            backend: None,
+            identity: 0,
+            lost: None,
+            lag: None,
+            late: false,
+        }
+    }
 }
 
 /// A lost session, detected by the user itself.
@@ -40,8 +82,6 @@ pub struct Sample {
 pub struct Loss {
     /// When the user found out, since the run started.
     pub at: Duration,
-    /// Who lost it.
-    pub identity: u32,
     /// "session not found" (an unexpected status) or "write missing" (a read came back
     /// without a nonce the session wrote).
     pub reason: &'static str,
@@ -57,20 +97,14 @@ pub struct Loss {
     pub previous: Option<Arc<str>>,
 }
 
-/// Everything the users saw.
+/// Everything the users saw. Every figure of a cell derives from `samples` alone (see
+/// `stats::compute`), so the raw record re-derives the report.
 #[derive(Default, Debug)]
 pub struct LoadResult {
-    /// Every request.
+    /// Every request, in intended-time order.
     pub samples: Vec<Sample>,
-    /// Every lost session.
+    /// Every lost session, with the backends involved (for `verify`'s wording).
     pub losses: Vec<Loss>,
-    /// Successful logins (sessions started).
-    pub logins: u64,
-    /// Identities that acted (users, counting replacements).
-    pub identities: u32,
-    /// Timer lag of sends whose user was idle and waiting (pacing precision).
-    pub send_lag: Vec<Duration>,
-    /// Sends that started after their intended time because the user's previous request was
-    /// still running; their latency includes that wait.
-    pub late_sends: u64,
+    /// Every logout's replay by the attacker (revocation scenarios only).
+    pub replays: Vec<super::replay::Replay>,
 }

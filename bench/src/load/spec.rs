@@ -28,6 +28,13 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Per-request limit (connect + response).
     pub timeout: Duration,
+    /// After this many actions in a session the user logs out (`POST /logout`) and an
+    /// attacker replays the cookies it held just before; 0: users never log out.
+    pub logout_after: u32,
+    /// How the attacker replays.
+    pub probe: super::replay::Probe,
+    /// Seeds the users' schedules; `--repeat` gives each run of a cell its own.
+    pub seed: u64,
     /// One session: step 0 starts it, each action then runs the other steps in order.
     pub flow: Vec<FlowStep>,
 }

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use super::outcome::{LoadResult, Loss, Outcome, Sample};
 use super::pacing::wait_until;
 use super::progress::Progress;
+use super::replay::{replay, Replay};
 use super::spec::LoadSpec;
 use crate::http::{self, Jar, Reply, Sender};
 use crate::scenario::{fill, FlowStep};
@@ -39,6 +41,13 @@ pub struct User {
     conns: Vec<Option<Sender>>,
     /// Steps sent so far, for unique nonces.
     nonces: u64,
+    /// The current identity's session (its n-th login attempt) and how many it attempted.
+    session: u32,
+    attempts: u32,
+    /// The pacing of the action about to send, for its first request's sample.
+    pacing: Option<Option<Duration>>,
+    /// The attackers replaying this user's logged-out sessions.
+    attackers: Vec<tokio::task::JoinHandle<Replay>>,
     out: LoadResult,
 }
 
@@ -52,6 +61,9 @@ impl User {
         progress: Arc<Progress>,
         index: usize,
     ) -> User {
+        // Run 0 keeps the schedules of earlier versions; `--repeat` shifts the others.
+        let seed = (0x7e7e_0000 + index as u64).wrapping_add(spec.seed.wrapping_mul(0x9e37_79b9));
+        let rng = fastrand::Rng::with_seed(seed);
         User {
             conns: (0..spec.targets.len()).map(|_| None).collect(),
             spec,
@@ -59,10 +71,14 @@ impl User {
             identities,
             hot,
             progress,
-            rng: fastrand::Rng::with_seed(0x7e7e_0000 + index as u64),
+            rng,
             identity: 0,
             jar: Jar::default(),
             nonces: 0,
+            session: 0,
+            attempts: 0,
+            pacing: None,
+            attackers: Vec::new(),
             out: LoadResult::default(),
         }
     }
@@ -82,15 +98,17 @@ impl User {
         // The first visitors are part-way through their visit, as in a shop already open.
         let mut actions = self.rng.u32(0..=lifetime / 2);
         while next < deadline {
-            match wait_until(next).await {
-                Some(lag) => self.out.send_lag.push(lag),
-                None => self.out.late_sends += 1,
-            }
+            self.pacing = Some(wait_until(next).await);
             let target = actions as usize % self.spec.targets.len();
             session = match session {
                 None => self.start_session(target, next).await,
                 Some(s) => self.act(target, next, s).await,
             };
+            let done =
+                |s: &mut Session| self.spec.logout_after > 0 && s.actions >= self.spec.logout_after;
+            if session.take_if(done).is_some() {
+                self.logout(target).await;
+            }
             // A one-step flow has nothing to run within a session: every action starts one.
             if self.spec.flow.len() == 1 {
                 session = None;
@@ -105,7 +123,49 @@ impl User {
             let jitter = 1.0 + self.spec.jitter * (2.0 * self.rng.f64() - 1.0);
             next += think.mul_f64(jitter.max(0.0));
         }
+        // Each attacker is bounded by its probe's give-up time.
+        for a in std::mem::take(&mut self.attackers) {
+            if let Ok(r) = a.await {
+                self.out.replays.push(r);
+            }
+        }
         self.out
+    }
+
+    /// Logs the session out right after its last action, and sets an attacker on the cookies
+    /// it held just before.
+    async fn logout(&mut self, target: usize) {
+        let stolen = self.jar.header();
+        let step = FlowStep {
+            method: "POST".into(),
+            path: "/logout".into(),
+            body: String::new(),
+            headers: Default::default(),
+            expect_status: Vec::new(),
+            write: false,
+            expect_writes: false,
+        };
+        let at = Instant::now();
+        let i = self.spec.flow.len();
+        let (o, _) = self
+            .exec(
+                target,
+                Method::POST,
+                "/logout",
+                Bytes::new(),
+                &[],
+                at,
+                i,
+                &step,
+            )
+            .await;
+        if o == Outcome::Ok {
+            let addr = self.spec.targets[target];
+            let who = (self.identity, self.session);
+            let (start, probe) = (self.start, self.spec.probe);
+            self.attackers
+                .push(tokio::spawn(replay(addr, stolen, start, probe, who)));
+        }
     }
 
     /// How many actions the current visitor will do (0: stays for the whole run).
@@ -116,11 +176,12 @@ impl User {
 
     /// Step 0 (a login): a new session when it succeeds.
     async fn start_session(&mut self, target: usize, intended: Instant) -> Option<Session> {
+        self.session = self.attempts;
+        self.attempts += 1;
         let (o, reply, _) = self.step(target, 0, intended, 0).await;
         if o != Outcome::Ok {
             return None;
         }
-        self.out.logins += 1;
         Some(Session {
             writes: Vec::new(),
             actions: 0,
@@ -169,9 +230,15 @@ impl User {
 
     fn lost(&mut self, l: Lost, s: &Session) -> Option<Session> {
         self.progress.lost.fetch_add(1, Ordering::Relaxed);
+        // The loss belongs to the request that showed it, on the same (intended-time) clock
+        // as every other count of the timeline.
+        let mut at = self.start.elapsed();
+        if let Some(x) = self.out.samples.last_mut() {
+            x.lost = Some(l.reason);
+            at = x.at;
+        }
         self.out.losses.push(Loss {
-            at: self.start.elapsed(),
-            identity: self.identity,
+            at,
             reason: l.reason,
             status: l.status,
             step: l.step,
@@ -221,6 +288,7 @@ impl User {
     fn new_identity(&mut self) {
         self.identity = self.identities.fetch_add(1, Ordering::Relaxed);
         self.jar.clear();
+        self.attempts = 0;
         self.conns.iter_mut().for_each(|c| *c = None);
     }
 
@@ -275,8 +343,7 @@ impl User {
             Ok(r) => r,
             Err(_) => Err("timeout".to_string()),
         };
-        let latency = intended.elapsed();
-        let service = sent.elapsed();
+        let finished = Instant::now();
         let (outcome, reply) = match result {
             Ok(r) => {
                 self.jar.absorb(&r.headers);
@@ -298,14 +365,18 @@ impl User {
         if matches!(outcome, Outcome::Error(_)) {
             self.progress.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let since = |t: Instant| t.saturating_duration_since(self.start);
+        let pacing = self.pacing.take();
         self.out.samples.push(Sample {
-            at: intended.saturating_duration_since(self.start),
-            latency,
-            service,
             step,
+            session: self.session,
             outcome: outcome.clone(),
+            status: reply.as_ref().map(|r| r.status),
             backend: reply.as_ref().and_then(backend_of),
             identity: self.identity,
+            lag: pacing.flatten(),
+            late: matches!(pacing, Some(None)),
+            ..Sample::timed(since(intended), since(sent), since(finished))
         });
         (outcome, reply)
     }

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::charts;
-use super::rows::rows;
+use super::repeats::repeat_lines;
+use super::rows::{latency_notes, phase_line, rows, theory_lines, LEGEND};
 use crate::report::ScenarioReport;
 
 /// Escapes text for HTML and XML bodies and attribute values.
@@ -15,20 +16,44 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// index.html: the table, then per cell its three charts side by side.
+/// index.html: the verdict and the claims checked, a legend, the figures beside their
+/// theory, the table, then per cell its three charts.
 pub fn html(r: &ScenarioReport) -> String {
     let (head, body) = rows(r);
     let mut out = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>tether lab: {0}</title>\
-         <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}\
-         .row{{display:flex;gap:8px;flex-wrap:wrap}}.row img{{width:32%;min-width:380px;border:1px solid #eee}}\
-         .bad{{color:#b00;font-weight:bold}}</style></head><body><h1>{0}{1}</h1><p>{2}</p>",
+         <style>body{{font-family:sans-serif;font-size:15px;margin:1.5em;max-width:1400px;color:#111}}\
+         table{{border-collapse:collapse;font-size:14px}}\
+         td,th{{border:1px solid #999;padding:3px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}\
+         .legend td{{text-align:left}}.row{{display:flex;gap:8px;flex-wrap:wrap}}\
+         .row img{{width:640px;max-width:100%;border:1px solid #ccc}}\
+         .bad{{color:#b00;font-weight:bold}}.good{{color:#1b5e20;font-weight:bold}}\
+         .note{{font-size:14px}}</style></head><body><h1>{0}{1}</h1><p>{2}</p>",
         esc(&r.scenario),
         if r.quick { " (quick)" } else { "" },
         esc(&r.description)
     );
-    let _ = write!(out, "<table><tr>");
+    verdict(&mut out, r);
+    let _ = write!(
+        out,
+        "<p class=\"note\">{} users, think {:.0} ms, {:.0} s per cell, {} backend(s), {} proxy(ies). \
+         Full text: <a href=\"report.md\">report.md</a>; data: <a href=\"report.json\">report.json</a> and \
+         <code>cells/*/requests.jsonl</code> (one line per request; <code>tether-bench recompute DIR</code> re-derives this page's numbers).</p>",
+        r.users, r.think_ms, r.duration_s, r.backends, r.proxies
+    );
+    let theory = theory_lines(r);
+    let _ = write!(out, "<h2>Every number beside its theory</h2><ul>");
+    if theory.is_empty() {
+        let _ = write!(
+            out,
+            "<li>No figure of this scenario has a theory the lab can derive.</li>"
+        );
+    }
+    for t in theory {
+        let class = if t.ends_with("OFF") { "bad" } else { "" };
+        let _ = write!(out, "<li class=\"{class}\">{}</li>", esc(&t));
+    }
+    let _ = write!(out, "</ul><h2>Results</h2><table><tr>");
     for h in &head {
         let _ = write!(out, "<th>{}</th>", esc(h));
     }
@@ -36,16 +61,20 @@ pub fn html(r: &ScenarioReport) -> String {
     for row in body {
         let _ = write!(out, "<tr>");
         for c in row {
-            let class = if c.starts_with("FAILED") {
-                " class=\"bad\""
-            } else {
-                ""
-            };
+            let bad = c.starts_with("FAILED") || c.starts_with("OFF");
+            let class = if bad { " class=\"bad\"" } else { "" };
             let _ = write!(out, "<td{class}>{}</td>", esc(&c));
         }
         let _ = write!(out, "</tr>");
     }
-    let _ = write!(out, "</table><p>Events: ");
+    let _ = write!(out, "</table><div class=\"note\">");
+    for note in latency_notes(r) {
+        let _ = write!(out, "<p>{}</p>", esc(&note));
+    }
+    for line in repeat_lines(r) {
+        let _ = write!(out, "<p>{}</p>", esc(&line));
+    }
+    let _ = write!(out, "<p>Events: ");
     if let Some(c) = r.cells.iter().find(|c| c.ran) {
         for e in r.events.iter().filter(|e| e.cell == c.name()) {
             let _ = write!(
@@ -57,7 +86,23 @@ pub fn html(r: &ScenarioReport) -> String {
             );
         }
     }
-    let _ = write!(out, "</p>");
+    let _ = write!(out, "</p><ul>");
+    for c in r.cells.iter().filter(|c| c.ran && c.stats.phases.len() > 1) {
+        let _ = write!(out, "<li>{}</li>", esc(&phase_line(c)));
+    }
+    let _ = write!(
+        out,
+        "</ul></div><h2>What the columns mean</h2><table class=\"legend\">"
+    );
+    for (col, meaning) in LEGEND {
+        let _ = write!(
+            out,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            esc(col),
+            esc(meaning)
+        );
+    }
+    let _ = write!(out, "</table>");
     for c in &r.cells {
         let _ = write!(out, "<h2>{}</h2>", esc(&c.name()));
         if !c.ran {
@@ -103,6 +148,77 @@ pub fn html(r: &ScenarioReport) -> String {
     out.push_str("<p>Latency is measured from each request's intended send time (no coordinated omission). \
                   Sessions lost are detected by the users themselves (a 401 or a cart missing items).</p></body></html>\n");
     out
+}
+
+/// The page's opening: whether every expectation held, then each claim with its cells.
+fn verdict(out: &mut String, r: &ScenarioReport) {
+    let checks: Vec<(&str, &crate::report::Check)> = r
+        .cells
+        .iter()
+        .flat_map(|c| c.checks.iter().map(move |k| (c.affinity.as_str(), k)))
+        .collect();
+    let failed = checks.iter().filter(|(_, k)| !k.pass).count();
+    if failed == 0 {
+        let _ = write!(
+            out,
+            "<p class=\"good\">Verdict: all {} expectations held.</p>",
+            checks.len()
+        );
+    } else {
+        let _ = write!(
+            out,
+            "<p class=\"bad\">Verdict: {failed} of {} expectations FAILED.</p>",
+            checks.len()
+        );
+    }
+    // One line per claim: how many of its checks held, and which cells failed it.
+    let mut claims: Vec<&str> = checks.iter().map(|(_, k)| k.claim.as_str()).collect();
+    claims.dedup();
+    claims.sort_unstable();
+    claims.dedup();
+    let _ = write!(out, "<h2>The claims checked</h2><ul>");
+    for claim in claims {
+        let of: Vec<&crate::report::Check> = checks
+            .iter()
+            .filter(|(_, k)| k.claim == claim)
+            .map(|(_, k)| *k)
+            .collect();
+        let bad: Vec<String> = r
+            .cells
+            .iter()
+            .flat_map(|c| {
+                c.checks
+                    .iter()
+                    .filter(|k| k.claim == claim && !k.pass)
+                    .map(move |k| {
+                        format!(
+                            "{} {} = {}",
+                            c.name(),
+                            k.expect,
+                            k.value.map_or("never".into(), |v| format!("{v:.3}"))
+                        )
+                    })
+            })
+            .collect();
+        let held = of.iter().filter(|k| k.pass).count();
+        if bad.is_empty() {
+            let _ = write!(
+                out,
+                "<li><span class=\"good\">held</span> ({held}/{} checks): {}</li>",
+                of.len(),
+                esc(claim)
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<li><span class=\"bad\">FAILED</span> ({held}/{} checks held): {} <br>failed: {}</li>",
+                of.len(),
+                esc(claim),
+                esc(&bad.join("; "))
+            );
+        }
+    }
+    let _ = write!(out, "</ul>");
 }
 
 /// The page linking each scenario's page, for a suite run.

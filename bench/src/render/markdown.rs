@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::rows::rows;
+use super::repeats::repeat_lines;
+use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::ScenarioReport;
 
 /// report.md: the table, every check, every event, scale-out times.
@@ -23,6 +24,27 @@ pub fn markdown(r: &ScenarioReport) -> String {
     let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
     for row in body {
         let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    let notes = latency_notes(r);
+    if !notes.is_empty() {
+        let _ = writeln!(out);
+    }
+    for note in notes {
+        let _ = writeln!(out, "{}  ", note.replacen('*', "\\*", 1));
+    }
+    for line in repeat_lines(r) {
+        let _ = writeln!(out, "- {line}");
+    }
+    let _ = writeln!(out, "\n## Every number beside its theory\n");
+    let lines = theory_lines(r);
+    if lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "No figure of this scenario has a theory the lab can derive."
+        );
+    }
+    for line in lines {
+        let _ = writeln!(out, "- {line}");
     }
     let _ = writeln!(out, "\n## Checks\n");
     for c in &r.cells {
@@ -45,6 +67,10 @@ pub fn markdown(r: &ScenarioReport) -> String {
                 }
             );
         }
+    }
+    let _ = writeln!(out, "\n## Phases (between events, by intended send time)\n");
+    for c in r.cells.iter().filter(|c| c.ran && c.stats.phases.len() > 1) {
+        let _ = writeln!(out, "- {}", phase_line(c));
     }
     let _ = writeln!(out, "\n## Events\n");
     for e in &r.events {

@@ -5,6 +5,7 @@ mod charts;
 mod html;
 mod junit;
 mod markdown;
+mod repeats;
 mod rows;
 mod terminal;
 

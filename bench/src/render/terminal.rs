@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::rows::rows;
+use super::repeats::repeat_lines;
+use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::{CellReport, ScenarioReport};
 
 /// The terminal table, with failed checks and events listed under it.
@@ -49,6 +50,15 @@ pub fn table(r: &ScenarioReport) -> String {
     for row in body {
         let _ = writeln!(out, "{}", line(row));
     }
+    for note in latency_notes(r) {
+        let _ = writeln!(out, "{note}");
+    }
+    for line in theory_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
+    for line in repeat_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(c) = r.cells.iter().find(|c| c.ran) {
         for e in r.events.iter().filter(|e| e.cell == c.name()) {
             let _ = writeln!(out, "event at {:.1}s: {} {}", e.at_s, e.action, e.backend);
@@ -75,6 +85,14 @@ pub fn table(r: &ScenarioReport) -> String {
             );
         }
     }
+    // Few events: what each cost, per cell (a long timeline's phases are in report.md).
+    for c in r
+        .cells
+        .iter()
+        .filter(|c| c.ran && (2..=5).contains(&c.stats.phases.len()))
+    {
+        let _ = writeln!(out, "{}", phase_line(c));
+    }
     // The two ways a session is lost point at different fixes: an unknown session (the session
     // store) or a write that did not come back (the data store).
     for c in r
@@ -91,15 +109,24 @@ pub fn table(r: &ScenarioReport) -> String {
         let _ = writeln!(out, "sessions lost {}: {}", c.name(), kinds.join(", "));
     }
     for c in r.cells.iter().filter(|c| c.ran) {
+        if let Some(rv) = &c.stats.revocation {
+            let _ = writeln!(
+                out,
+                "revocation {}: {} logouts replayed; window median {:.0} ms, max {:.0} ms; {} replays accepted; {} still open when the attacker gave up",
+                c.name(), rv.logouts, rv.window_p50_ms, rv.window_max_ms, rv.replays_accepted, rv.still_open
+            );
+        }
         if let Some(so) = &c.stats.scale_out {
             let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));
             let _ = writeln!(
                 out,
-                "scale-out {}: {} reached 50% of its fair share after {}, 90% after {}",
+                "scale-out {}: {} reached 50% of its fair share after {}, 90% after {}; its steady share (last quarter) {:.0}% beside a fair share of {:.0}%",
                 c.name(),
                 so.backend,
                 s(so.fair_share_50_s),
-                s(so.fair_share_90_s)
+                s(so.fair_share_90_s),
+                so.final_share * 100.0,
+                so.fair_share * 100.0
             );
         }
     }
@@ -163,6 +190,10 @@ mod tests {
             description: String::new(),
             quick: true,
             duration_s: 1.0,
+            bucket_s: 0.25,
+            token_ttl_s: None,
+            access_ttl_s: None,
+            replay_every_s: 0.1,
             users: 1,
             think_ms: 1.0,
             backends: 1,

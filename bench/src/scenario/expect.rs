@@ -17,6 +17,9 @@ pub struct Expect {
     /// The claim, in words, shown next to a failed check.
     #[serde(default)]
     pub claim: String,
+    /// Figures that must agree with their theory, within its tolerance (see `theory`).
+    #[serde(default)]
+    pub within_theory: Vec<String>,
     /// `METRIC_min` / `METRIC_max` = number.
     #[serde(flatten)]
     pub limits: BTreeMap<String, f64>,
@@ -30,6 +33,14 @@ impl Expect {
     }
 }
 
+/// Metrics `theory` predicts for some cells, which `within_theory` may name.
+pub const THEORY_METRICS: &[&str] = &[
+    "users_lost_ratio",
+    "users_lost",
+    "sessions_lost",
+    "revocation_window_max_ms",
+];
+
 /// Metrics an expectation may name (see `stats::CellStats::metric`).
 pub const METRICS: &[&str] = &[
     "requests",
@@ -39,6 +50,7 @@ pub const METRICS: &[&str] = &[
     "sessions_lost",
     "sessions_lost_ratio",
     "users_lost_ratio",
+    "users_lost",
     "p50_ms",
     "p90_ms",
     "p99_ms",
@@ -49,5 +61,7 @@ pub const METRICS: &[&str] = &[
     "fair_share_50_s",
     "fair_share_90_s",
     "send_lag_p99_ms",
+    "revocation_window_max_ms",
+    "revocation_still_open",
     "service_p99_ms",
 ];

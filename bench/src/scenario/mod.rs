@@ -19,7 +19,7 @@ pub use self::app::{AppSpec, Variant};
 pub use self::duration::Dur;
 pub use self::event::{Action, EventSpec};
 pub use self::flow::{check_flow, demo_flow, load_flow, FlowStep};
-pub use self::model::{backend_ids, Scenario};
+pub use self::model::{backend_ids, Scenario, REDIS};
 pub use self::placeholder::fill;
 use self::validate::validate;
 

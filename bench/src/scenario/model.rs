@@ -79,6 +79,11 @@ pub struct Topology {
     pub pool: toml::Table,
     /// tether `[pool.app.cookie]` table, passed through for cookie and spread cells.
     pub cookie: Option<toml::Value>,
+    /// Lifetime of the demo shop's sealed carts, renewed at each write (absent: no expiry);
+    /// for `token-refresh`, the access token's lifetime.
+    pub token_ttl: Option<Dur>,
+    /// For `token-refresh` cells: the access token's lifetime (absent: `token_ttl`).
+    pub access_ttl: Option<Dur>,
     /// tether `response_timeout` (a frozen backend holds requests this long).
     pub response_timeout: String,
 }
@@ -92,6 +97,8 @@ impl Default for Topology {
             balance: "round_robin".into(),
             pool: toml::Table::new(),
             cookie: None,
+            token_ttl: None,
+            access_ttl: None,
             response_timeout: "10s".into(),
         }
     }
@@ -115,6 +122,13 @@ pub struct Load {
     pub hot_factor: f64,
     /// Per-request timeout.
     pub timeout: Dur,
+    /// Actions per session before the user logs out and an attacker replays its cookies
+    /// (0: never).
+    pub logout_after: u32,
+    /// Time between the attacker's replays.
+    pub replay_every: Dur,
+    /// The attacker gives up after this long.
+    pub replay_for: Dur,
 }
 
 impl Default for Load {
@@ -127,6 +141,9 @@ impl Default for Load {
             hot_users: 0.0,
             hot_factor: 1.0,
             timeout: Dur(Duration::from_secs(5)),
+            logout_after: 0,
+            replay_every: Dur(Duration::from_millis(100)),
+            replay_for: Dur(Duration::from_secs(5)),
         }
     }
 }
@@ -193,13 +210,36 @@ impl Scenario {
 
     /// Whether a redis-server must run for some cell (a `shared` store, or an app using
     /// `{redis_url}`).
+    /// The token lifetime the demo shop gets in cells with session store `sessions`: the
+    /// access lifetime for `token-refresh`, else `token_ttl`.
+    pub fn token_ttl(&self, sessions: &str) -> Option<Duration> {
+        let t = &self.topology;
+        let ttl = match sessions {
+            "token-refresh" => t.access_ttl.as_ref().or(t.token_ttl.as_ref()),
+            _ => t.token_ttl.as_ref(),
+        };
+        ttl.map(|d| d.0)
+    }
+
+    /// Whether an event acts on the redis-server (`backend = "redis"`): each cell then gets a
+    /// redis-server of its own, so killing it leaves the other cells alone.
+    pub fn targets_redis(&self) -> bool {
+        self.events.iter().any(|e| e.backend == REDIS)
+    }
+
+    /// Whether some cell needs the run's shared redis-server (a scenario whose events target
+    /// redis gives each cell one of its own instead).
     pub fn needs_redis(&self) -> bool {
-        match &self.app {
-            Some(app) => app.uses_redis(),
-            None => self.matrix.sessions.contains(&SessionStore::Shared),
-        }
+        !self.targets_redis()
+            && match &self.app {
+                Some(app) => app.uses_redis(),
+                None => self.matrix.sessions.iter().any(|s| s.uses_redis()),
+            }
     }
 }
+
+/// The name events use for the cell's redis-server in `backend = ...`.
+pub const REDIS: &str = "redis";
 
 /// Every backend id of the topology: pooled ones first, then spares.
 pub fn backend_ids(sc: &Scenario) -> Vec<String> {

@@ -2,9 +2,9 @@
 //! backends or after the run, expectation keys that name no metric.
 
 use super::event::Action;
-use super::expect::METRICS;
+use super::expect::{METRICS, THEORY_METRICS};
 use super::flow::check_flow;
-use super::model::{backend_ids, Scenario};
+use super::model::{backend_ids, Scenario, REDIS};
 
 /// Refuses a scenario that could not run as written; the error names the offending key.
 pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
@@ -20,9 +20,19 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
     anyhow::ensure!(!sc.load.think.0.is_zero(), "load.think must be above 0");
     let ids = backend_ids(sc);
     for (i, e) in sc.events.iter().enumerate() {
+        if e.backend == REDIS {
+            anyhow::ensure!(
+                matches!(
+                    e.action,
+                    Action::Kill | Action::Freeze | Action::Resume | Action::Start | Action::Stop
+                ),
+                "event[{i}].action: {} cannot act on redis (kill, freeze, resume, start, stop can)",
+                e.action.name()
+            );
+        }
         anyhow::ensure!(
-            ids.contains(&e.backend),
-            "event[{i}]: backend {:?} is not in the topology (ids: {})",
+            e.backend == REDIS || ids.contains(&e.backend),
+            "event[{i}]: backend {:?} is not in the topology (ids: {}, or redis)",
             e.backend,
             ids.join(", ")
         );
@@ -48,6 +58,13 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
     }
     let axis = sc.axis();
     for (i, x) in sc.expects.iter().enumerate() {
+        for m in &x.within_theory {
+            anyhow::ensure!(
+                THEORY_METRICS.contains(&m.as_str()),
+                "expect[{i}].within_theory: no theory for {m:?} (theories exist for {})",
+                THEORY_METRICS.join(", ")
+            );
+        }
         for s in &x.sessions {
             anyhow::ensure!(
                 axis.contains(s),
@@ -107,6 +124,20 @@ mod tests {
             "{e}"
         );
         assert!(toml::from_str::<Scenario>(&format!("{base}colour = 1\n")).is_err());
+    }
+
+    #[test]
+    fn events_may_act_on_redis_with_signals_only() {
+        let ev = |action: &str| {
+            format!("name = \"x\"\n[[event]]\nat = \"1s\"\naction = \"{action}\"\nbackend = \"redis\"\n")
+        };
+        let sc: Scenario = toml::from_str(&ev("freeze")).unwrap();
+        assert!(validate(&sc).is_ok() && sc.targets_redis() && !sc.needs_redis());
+        let sc: Scenario = toml::from_str(&ev("drain")).unwrap();
+        assert!(validate(&sc)
+            .unwrap_err()
+            .to_string()
+            .contains("drain cannot act on redis"));
     }
 
     #[test]

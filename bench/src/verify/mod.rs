@@ -220,7 +220,7 @@ async fn phases(
         let mut lab = Lab::new(&sc, affinity, launcher, dir, tether, redis_url);
         let mut cell = CellReport::new(affinity, "default", &sc.topology.balance);
         let label = format!("[{}/{}] {name}", i + 1, PHASES.len());
-        let ran = lab.run(&label, &mut cell).await;
+        let ran = lab.run(&label, &mut cell, 0).await;
         lab.shutdown().await;
         match ran {
             Ok(load) => {

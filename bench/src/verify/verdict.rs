@@ -199,7 +199,6 @@ mod tests {
         let mut r = LoadResult::default();
         r.losses.push(Loss {
             at: Duration::from_secs(1),
-            identity: 3,
             reason: "write missing",
             status: Some(200),
             step: 2,
