@@ -3,16 +3,11 @@
 //! token is its lifetime, of a Redis denylist zero, of a short access token with a refresh
 //! record at most the access lifetime. Skipped, saying so, when redis-server is not installed.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
 
-fn redis_installed() -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
-        .unwrap_or(false)
-}
+use common::{redis_installed, run_quick};
 
 /// (measured window max, logouts, still open) of cell none/`sessions`.
 fn window(report: &Value, sessions: &str) -> (f64, u64, u64) {
@@ -37,35 +32,8 @@ fn revocation_windows_follow_the_store() {
         eprintln!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
         return;
     }
-    let bench = Path::new(env!("CARGO_BIN_EXE_tether-bench"));
-    let tether = bench.with_file_name("tether");
-    assert!(
-        tether.is_file(),
-        "{} not found: `cargo build -p tether` first",
-        tether.display()
-    );
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/revocation.toml");
-    let out = std::env::temp_dir().join(format!("tether-lab-revocation-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let run = Command::new(bench)
-        .arg("run")
-        .arg(&scenario)
-        .arg("--quick")
-        .arg("--out")
-        .arg(&out)
-        .arg("--tether")
-        .arg(&tether)
-        .output()
-        .expect("tether-bench runs");
+    let (run, report, out) = run_quick("revocation");
     let stdout = String::from_utf8_lossy(&run.stdout);
-    println!("{stdout}");
-    let text = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
-        panic!(
-            "no report.json ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
-    let report: Value = serde_json::from_str(&text).unwrap();
 
     // Plain token: works until it expires (2 s, to within a replay interval and the write).
     let (plain, logouts, open) = window(&report, "token");

@@ -3,16 +3,11 @@
 //! errors and a forced re-login, token and local sessions see nothing. Skipped, saying so, when
 //! redis-server is not installed.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
 
-fn redis_installed() -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
-        .unwrap_or(false)
-}
+use common::{redis_installed, run_quick};
 
 fn cell<'a>(report: &'a Value, sessions: &str) -> &'a Value {
     report["cells"]
@@ -39,35 +34,8 @@ fn a_dead_store_costs_shared_sessions_only() {
         eprintln!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
         return;
     }
-    let bench = Path::new(env!("CARGO_BIN_EXE_tether-bench"));
-    let tether = bench.with_file_name("tether");
-    assert!(
-        tether.is_file(),
-        "{} not found: `cargo build -p tether` first",
-        tether.display()
-    );
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/store-down.toml");
-    let out = std::env::temp_dir().join(format!("tether-lab-store-down-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let run = Command::new(bench)
-        .arg("run")
-        .arg(&scenario)
-        .arg("--quick")
-        .arg("--out")
-        .arg(&out)
-        .arg("--tether")
-        .arg(&tether)
-        .output()
-        .expect("tether-bench runs");
+    let (run, report, out) = run_quick("store-down");
     let stdout = String::from_utf8_lossy(&run.stdout);
-    println!("{stdout}");
-    let text = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
-        panic!(
-            "no report.json ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
-    let report: Value = serde_json::from_str(&text).unwrap();
 
     let shared = cell(&report, "shared");
     assert_eq!(shared["ran"], true, "{}", shared["skip_reason"]);

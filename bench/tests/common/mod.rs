@@ -1,0 +1,47 @@
+//! What the lab's end-to-end tests share: whether redis-server is installed, and one quick run
+//! of a shipped scenario with the tether binary built beside `tether-bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// True when `redis-server` is on the PATH.
+pub fn redis_installed() -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
+        .unwrap_or(false)
+}
+
+/// Runs `tether-bench run scenarios/NAME.toml --quick` into a fresh directory; its output, and
+/// the report.json it wrote (stdout is printed for the test log), and the report directory.
+pub fn run_quick(name: &str) -> (Output, Value, PathBuf) {
+    let bench = Path::new(env!("CARGO_BIN_EXE_tether-bench"));
+    let tether = bench.with_file_name("tether");
+    assert!(
+        tether.is_file(),
+        "{} not found: `cargo build -p tether` first",
+        tether.display()
+    );
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
+    let out = std::env::temp_dir().join(format!("tether-lab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(bench)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--quick")
+        .arg("--out")
+        .arg(&out)
+        .arg("--tether")
+        .arg(&tether)
+        .output()
+        .expect("tether-bench runs");
+    println!("{}", String::from_utf8_lossy(&run.stdout));
+    let text = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
+        panic!(
+            "no report.json ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    (run, serde_json::from_str(&text).unwrap(), out)
+}
