@@ -10,32 +10,18 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
 /// tether's admin connection cap (`tether::admin::MAX_CONNECTIONS`) and header timeout.
 const ADMIN_CAP: usize = 64;
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn config(backend: &TestBackend) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-token = "a-token-of-sixteen-chars"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-
-[[pool.app.backend]]
-id = "a"
-addr = "{}"
-"#,
-        backend.addr
-    )
+fn config(backend: &TestBackend) -> Config {
+    Config::new()
+        .admin_token("a-token-of-sixteen-chars")
+        .listener(Listener::web())
+        .pool(Pool::app().backend("a", backend.addr))
 }
 
 /// Opens `n` connections to `addr` that never send a byte.

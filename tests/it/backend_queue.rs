@@ -7,30 +7,18 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
-fn config(backend: &TestBackend, queue_timeout: &str) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-max_connections = 2
-max_pending = 2
-queue_timeout = "{queue_timeout}"
-passive = {{ failures = 1, eject = "30s" }}
-
-[[pool.app.backend]]
-id = "a"
-addr = "{}"
-"#,
-        backend.addr
+fn config(backend: &TestBackend, queue_timeout: &str) -> Config {
+    Config::new().admin().listener(Listener::web()).pool(
+        Pool::app()
+            .set("max_connections", 2)
+            .set("max_pending", 2)
+            .set("queue_timeout", queue_timeout)
+            .set_in("passive", "failures", 1)
+            .set_in("passive", "eject", "30s")
+            .backend("a", backend.addr),
     )
 }
 

@@ -12,6 +12,7 @@ use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Http1, Tether};
 
 /// A backend with an accept queue of one that accepts a connection every 20 ms: a burst of
@@ -52,38 +53,21 @@ fn slow_accepting_backend() -> (SocketAddr, Arc<AtomicU64>) {
     (addr, served)
 }
 
-/// Two slow-accepting backends behind a pool with `pool_extra`, then 40 clients sending 3
+/// Two slow-accepting backends behind `pool` (plus the keys set here), then 40 clients sending 3
 /// requests each at once: far more connects than either accept queue takes. Returns tether
 /// (alive), the statuses the clients got, and what each backend served.
-async fn burst(pool_extra: &str) -> (Tether, Vec<u16>, u64) {
+async fn burst(pool: Pool) -> (Tether, Vec<u16>, u64) {
     let (a, served_a) = slow_accepting_backend();
     let (b, served_b) = slow_accepting_backend();
-    let config = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-connect_timeout = "100ms"
-max_idle_per_backend = 0
-passive = {{ failures = 3, eject = "30s" }}
-{pool_extra}
-
-[[pool.app.backend]]
-id = "a"
-addr = "{a}"
-
-[[pool.app.backend]]
-id = "b"
-addr = "{b}"
-"#
+    let config = Config::new().admin().listener(Listener::web()).pool(
+        pool.set("connect_timeout", "100ms")
+            .set("max_idle_per_backend", 0)
+            .set_in("passive", "failures", 3)
+            .set_in("passive", "eject", "30s")
+            .backend("a", a)
+            .backend("b", b),
     );
-    let tether = Tether::start(&config).await;
+    let tether = Tether::start(config).await;
     let client = Http1::new(tether.addr("web"));
     let mut burst = JoinSet::new();
     for i in 0..40 {
@@ -124,7 +108,7 @@ async fn assert_none_ejected(tether: &Tether) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connect_burst_against_small_accept_queues_ejects_no_backend() {
     let _serial = crate::common::serial::alone().await;
-    let (tether, statuses, served) = burst("").await;
+    let (tether, statuses, served) = burst(Pool::app()).await;
     let connect_errors = assert_none_ejected(&tether).await;
     assert!(
         connect_errors > 0,
@@ -136,7 +120,10 @@ async fn a_connect_burst_against_small_accept_queues_ejects_no_backend() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_connection_cap_the_burst_waits_its_turn_and_every_request_succeeds() {
     let _serial = crate::common::serial::alone().await;
-    let cap = "max_connections = 1\nmax_pending = 100\nqueue_timeout = \"10s\"";
+    let cap = Pool::app()
+        .set("max_connections", 1)
+        .set("max_pending", 100)
+        .set("queue_timeout", "10s");
     let (tether, statuses, served) = burst(cap).await;
     assert_eq!(assert_none_ejected(&tether).await, 0, "no connect failed");
     assert!(

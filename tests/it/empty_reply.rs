@@ -10,30 +10,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::tether::field;
 use crate::common::{Admin, RawConn, TestBackend, Tether};
 
 /// A chunk size far past 2^64.
 const OVERFLOW: &[u8] = b"FFFFFFFFFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n";
 
-fn config(backend: SocketAddr) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-
-[[pool.app.backend]]
-id = "b"
-addr = "{backend}"
-"#
-    )
+fn config(backend: SocketAddr) -> Config {
+    Config::new()
+        .admin()
+        .listener(Listener::web())
+        .pool(Pool::app().backend("b", backend))
 }
 
 /// A backend that answers every request with a chunked 200 head, then `first` at once, then

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::admin::count;
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{Admin, Http1, TestBackend, Tether};
 
 /// Concurrent clients keeping requests in flight on every backend.
@@ -82,31 +83,20 @@ impl Drop for PyServer {
     }
 }
 
-fn config(frozen: SocketAddr, live: SocketAddr, pool_extra: &str) -> String {
-    format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
+/// Passive health that ejects after 3 failures for `eject`.
+fn passive(pool: Pool, eject: &str) -> Pool {
+    pool.set_in("passive", "failures", 3)
+        .set_in("passive", "eject", eject)
+        .set_in("passive", "max_eject", "5m")
+}
 
-[[listener]]
-name = "web"
-listen = "127.0.0.1:0"
-pool = "app"
-
-[pool.app]
-balance = "round_robin"
-connect_timeout = "300ms"
-response_timeout = "300ms"
-{pool_extra}
-
-[[pool.app.backend]]
-id = "frozen"
-addr = "{frozen}"
-
-[[pool.app.backend]]
-id = "live"
-addr = "{live}"
-"#
+fn config(frozen: SocketAddr, live: SocketAddr, pool: Pool) -> Config {
+    Config::new().admin().listener(Listener::web()).pool(
+        pool.set("balance", "round_robin")
+            .set("connect_timeout", "300ms")
+            .set("response_timeout", "300ms")
+            .backend("frozen", frozen)
+            .backend("live", live),
     )
 }
 
@@ -150,8 +140,7 @@ async fn one_freeze_under_load_is_one_ejection_and_the_backend_returns_after_one
     let frozen = PyServer::start();
     let live = TestBackend::start("live").await;
     // Longer than the freeze, so that only requests sent before the ejection fail.
-    let passive = r#"passive = { failures = 3, eject = "2s", max_eject = "5m" }"#;
-    let tether = Tether::start(config(frozen.addr, live.addr, passive)).await;
+    let tether = Tether::start(config(frozen.addr, live.addr, passive(Pool::app(), "2s"))).await;
     let admin = Admin::new(tether.addr("admin"));
 
     freeze_under_load(&tether, &frozen, Duration::from_millis(1000)).await;
@@ -178,9 +167,14 @@ async fn with_active_checks_passing_them_ends_the_ejection() {
     let frozen = PyServer::start();
     let live = TestBackend::start("live").await;
     // An ejection far longer than the test: only passing active checks can end it.
-    let keys = r#"passive = { failures = 3, eject = "60s", max_eject = "5m" }
-health = { check = "http", path = "/index.html", interval = "150ms", timeout = "150ms", rise = 2, fall = 100 }"#;
-    let tether = Tether::start(config(frozen.addr, live.addr, keys)).await;
+    let pool = passive(Pool::app(), "60s")
+        .set_in("health", "check", "http")
+        .set_in("health", "path", "/index.html")
+        .set_in("health", "interval", "150ms")
+        .set_in("health", "timeout", "150ms")
+        .set_in("health", "rise", 2)
+        .set_in("health", "fall", 100);
+    let tether = Tether::start(config(frozen.addr, live.addr, pool)).await;
     let admin = Admin::new(tether.addr("admin"));
 
     freeze_under_load(&tether, &frozen, Duration::from_millis(1500)).await;

@@ -9,18 +9,17 @@ use http::StatusCode;
 use hyper::body::Incoming;
 
 use crate::common::admin::{count, ids_in};
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::{body, Admin, Http1, TestBackend, Tether};
 
-fn config(backends: &[(&str, std::net::SocketAddr)]) -> String {
-    let mut config = String::from(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"app\"\n\n[pool.app]\nbalance = \"round_robin\"\ndrain_quiet = \"300ms\"\ndrain_timeout = \"30s\"\n",
-    );
-    for (id, addr) in backends {
-        config.push_str(&format!(
-            "\n[[pool.app.backend]]\nid = \"{id}\"\naddr = \"{addr}\"\n"
-        ));
-    }
-    config
+fn config(backends: &[(&str, std::net::SocketAddr)]) -> Config {
+    Config::new().admin().listener(Listener::web()).pool(
+        Pool::app()
+            .set("balance", "round_robin")
+            .set("drain_quiet", "300ms")
+            .set("drain_timeout", "30s")
+            .backends(backends),
+    )
 }
 
 /// Opens `/hold` requests (bounded) until one is held by backend `id`; returns them all, so
