@@ -37,6 +37,7 @@ mod passive;
 mod passive_runaway;
 mod proxy_protocol;
 mod readd_drain;
+mod refused_targets;
 mod reload;
 mod reload_problems;
 mod request_id;
