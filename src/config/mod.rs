@@ -11,6 +11,7 @@ mod discover;
 mod pool;
 mod problems;
 mod raw;
+mod retry;
 pub mod route;
 mod structure;
 mod suggest;

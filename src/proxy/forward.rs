@@ -73,6 +73,8 @@ pub(super) async fn forward(
     // the first of them.
     let mut full: SmallVec<[usize; 4]> = SmallVec::new();
     let mut attempts = 0;
+    // This request's place among the pool's retrying requests, from its first retry on.
+    let mut retrying = None;
     let max = pool.settings.max_connections;
     loop {
         let pinned = next.is_some();
@@ -146,6 +148,18 @@ pub(super) async fn forward(
                 backend.stats.count_failure(stats::Failure::Connect);
                 let ejected = backend.record_connect_failure(started, &pool.settings.passive);
                 note_ejection(pool, backend, ejected);
+                if let Err(denied) = pool
+                    .retry
+                    .allow(attempts, &mut retrying, || pool.in_flight())
+                {
+                    backend.stats.count_retry_refused();
+                    record.backend = Some(Arc::clone(&backend.id));
+                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, limit = denied.as_str(), "backend unreachable, not retried");
+                    return Err(ProxyError::RetryLimit {
+                        attempts,
+                        why: denied.as_str(),
+                    });
+                }
                 tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
                 req = back;
             }
@@ -169,7 +183,19 @@ pub(super) async fn forward(
                 note_outcome(pool, backend, started, false);
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
-                if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
+                let replayable = matches!((&replay, kind), (Some(_), stats::Failure::Upstream));
+                let allowed = replayable
+                    && match pool
+                        .retry
+                        .allow(attempts, &mut retrying, || pool.in_flight())
+                    {
+                        Ok(()) => true,
+                        Err(_) => {
+                            backend.stats.count_retry_refused();
+                            false
+                        }
+                    };
+                if let (true, Some(replay)) = (allowed, &replay) {
                     tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
                     if plan.lost_pin() {
                         backend.stats.count_redispatch();

@@ -41,6 +41,7 @@ mod refused_targets;
 mod reload;
 mod reload_problems;
 mod request_id;
+mod retry_limits;
 mod routes;
 mod sigterm;
 mod spread;
