@@ -124,7 +124,9 @@ pub(super) async fn forward(
                         note_outcome(pool, backend, started, false);
                         record.backend = Some(Arc::clone(&backend.id));
                         record.retries = attempts - 1;
-                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
+                        if may_warn(pool, backend) {
+                            tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
+                        }
                         return Err(ProxyError::UpstreamH1(e));
                     }
                 }
@@ -154,13 +156,17 @@ pub(super) async fn forward(
                 {
                     backend.stats.count_retry_refused();
                     record.backend = Some(Arc::clone(&backend.id));
-                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, limit = denied.as_str(), "backend unreachable, not retried");
+                    if may_warn(pool, backend) {
+                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, limit = denied.as_str(), "backend unreachable, not retried");
+                    }
                     return Err(ProxyError::RetryLimit {
                         attempts,
                         why: denied.as_str(),
                     });
                 }
-                tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                if may_warn(pool, backend) {
+                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                }
                 req = back;
             }
             // The client's body failed (malformed chunking, too slow, client gone): the
@@ -196,7 +202,9 @@ pub(super) async fn forward(
                         }
                     };
                 if let (true, Some(replay)) = (allowed, &replay) {
-                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                    if may_warn(pool, backend) {
+                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                    }
                     if plan.lost_pin() {
                         backend.stats.count_redispatch();
                     }
@@ -204,7 +212,9 @@ pub(super) async fn forward(
                     continue;
                 }
                 record.backend = Some(Arc::clone(&backend.id));
-                tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                if may_warn(pool, backend) {
+                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                }
                 return Err(e);
             }
         }
@@ -243,5 +253,18 @@ fn note_ejection(pool: &Pool, backend: &Backend, ejected: Option<std::time::Dura
         if pool.settings.health.is_some() {
             backend.require_recheck();
         }
+    }
+}
+
+/// Whether a per-request warning about `backend` may be logged now (a few per second); the
+/// first one after a quiet spell says how many were left out.
+fn may_warn(pool: &Pool, backend: &Backend) -> bool {
+    match backend.warnings.allow() {
+        Some(0) => true,
+        Some(left_out) => {
+            tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, left_out, per_second = crate::log_limit::PER_SECOND, "similar warnings about this backend were left out");
+            true
+        }
+        None => false,
     }
 }

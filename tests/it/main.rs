@@ -33,6 +33,7 @@ mod json_logs;
 mod least_conn;
 mod metrics;
 mod multi_proxy;
+mod outage_log;
 mod passive;
 mod passive_runaway;
 mod proxy_protocol;
