@@ -286,4 +286,23 @@ min_ttl = "500ms"
             parse(&text.replace("tls = true", "tls = true\ntls_sni = \"app.internal\"")).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
+
+    #[test]
+    fn an_admin_token_of_blanks_or_with_spaces_is_refused() {
+        let with = |token: &str| {
+            format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9000\"\ntoken = \"{token}\"\n")
+        };
+        for token in [
+            " ".repeat(20),
+            "\\t".repeat(20),
+            "correct horse battery staple".into(),
+        ] {
+            let err = parse(&with(&token)).unwrap_err().to_string();
+            assert!(err.contains("admin.token"), "{token:?}: {err}");
+            assert!(err.contains("without spaces"), "{token:?}: {err}");
+        }
+        let err = parse(&with("short")).unwrap_err().to_string();
+        assert!(err.contains("at least 16"), "{err}");
+        assert!(parse(&with("0123456789abcdef-token")).is_ok());
+    }
 }
