@@ -150,7 +150,8 @@ impl Backend {
             last_ok: AtomicU64::new(0),
             drain_started: AtomicU64::new(0),
             last_pinned: AtomicU64::new(0),
-            up_since: AtomicU64::new(now_ms()),
+            // Backends present when tether starts take their full share at once.
+            up_since: AtomicU64::new(0),
             removing: AtomicBool::new(false),
             stats: Arc::default(),
             idle: IdleConns::new(max_idle),
@@ -310,6 +311,11 @@ impl Backend {
         })
     }
 
+    /// Starts slow start now: the backend was just added to a running pool.
+    pub fn start_ramp(&self) {
+        self.up_since.store(now_ms(), Ordering::Relaxed);
+    }
+
     /// Fraction of full weight during slow start (1.0 once `ramp` has passed since coming up).
     pub fn slow_start_factor(&self, now: u64, ramp: Duration) -> f64 {
         if ramp.is_zero() {
@@ -319,6 +325,10 @@ impl Backend {
             .up_since
             .load(Ordering::Relaxed)
             .max(self.ejected_until.load(Ordering::Relaxed));
+        // 0: up since tether started, never down or ejected.
+        if since == 0 {
+            return 1.0;
+        }
         let elapsed = now.saturating_sub(since) as f64;
         (elapsed / ramp.as_millis() as f64).clamp(0.05, 1.0)
     }
@@ -373,6 +383,32 @@ mod tests {
         timeout: Duration::from_secs(30),
         quiet: Duration::from_secs(2),
     };
+
+    #[test]
+    fn slow_start_ramps_only_a_backend_that_came_up_while_tether_ran() {
+        let ramp = Duration::from_secs(60);
+        let b = backend();
+        assert_eq!(b.slow_start_factor(now_ms(), ramp), 1.0, "present at start");
+        b.set_admin_state(AdminState::Disabled);
+        b.set_admin_state(AdminState::Enabled);
+        let now = now_ms();
+        assert_eq!(b.slow_start_factor(now, ramp), 0.05, "just enabled");
+        let half = b.slow_start_factor(now + 30_000, ramp);
+        assert!((0.49..=0.51).contains(&half), "{half}");
+        assert_eq!(b.slow_start_factor(now + 60_000, ramp), 1.0);
+        let added = backend();
+        added.start_ramp();
+        assert_eq!(
+            added.slow_start_factor(now_ms(), ramp),
+            0.05,
+            "added while running"
+        );
+        assert_eq!(
+            added.slow_start_factor(now_ms(), Duration::ZERO),
+            1.0,
+            "slow start off"
+        );
+    }
 
     #[test]
     fn in_flight_ends_when_the_guard_drops() {

@@ -74,9 +74,13 @@ impl Pool {
                     if let Some(old) = old_of(&b.id).first() {
                         fresh.stats = Arc::clone(&old.stats);
                     }
-                    // A backend added to a running pool with health checks proves itself first.
-                    if config.health.is_some() && previous.is_some() {
-                        fresh.set_healthy(false);
+                    // A backend added to a running pool with health checks proves itself first;
+                    // without them it ramps up from now (with them, from its first pass).
+                    if previous.is_some() {
+                        fresh.start_ramp();
+                        if config.health.is_some() {
+                            fresh.set_healthy(false);
+                        }
                     }
                     Arc::new(fresh)
                 }

@@ -19,6 +19,7 @@ mod drain;
 mod empty_reply;
 mod h2_upstream;
 mod h2c;
+mod hash_paths;
 mod headers;
 mod health;
 mod hostile_blame;
