@@ -5,16 +5,22 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod cart_write;
+mod faults;
 mod http;
 mod lab;
+mod limiter;
+mod limits;
 mod load;
 mod phases;
 mod procs;
 mod rate;
+mod rate_theory;
 mod recompute;
 mod record;
 mod redis_server;
 mod render;
+mod reply;
 mod report;
 mod resp;
 mod revoke;

@@ -25,6 +25,15 @@ pub struct Check {
     pub claim: String,
 }
 
+/// A cell's rate limit: L requests per user per sliding second, and where they are counted.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    /// L.
+    pub per_s: u32,
+    /// `memory` (each backend its own count) or `redis` (one shared count).
+    pub store: String,
+}
+
 /// One timeline event as it was carried out.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct EventRecord {
@@ -57,6 +66,9 @@ pub struct CellReport {
     /// Which run of the cell this is under `--repeat` (0: the first; each with its own seed).
     #[serde(default)]
     pub repeat: u32,
+    /// The demo shop's rate limit in this cell, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// Whether it ran (false: skipped).
     pub ran: bool,
     /// Why it was skipped.
@@ -78,6 +90,7 @@ impl CellReport {
             sessions: sessions.to_string(),
             balance: balance.to_string(),
             repeat: 0,
+            rate_limit: None,
             ran: false,
             skip_reason: None,
             stats: CellStats::default(),
@@ -127,6 +140,12 @@ impl CellReport {
                 _ => r.token_ttl_s,
             },
             replay_every: r.replay_every_s,
+            rate_limit: self
+                .rate_limit
+                .as_ref()
+                .map(|l| (f64::from(l.per_s), l.store.as_str())),
+            duration: r.duration_s,
+            think: r.think_ms / 1000.0,
             events: self
                 .events
                 .iter()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{rate_figures, RateFigures};
 use crate::load::{revocation, LoadResult, Outcome, Revocation, Sample};
 use crate::phases::{phases, Phase};
 use crate::theory::Theory;
@@ -126,6 +127,9 @@ pub struct CellStats {
     pub phases: Vec<Phase>,
     /// Present when users logged out and an attacker replayed their cookies.
     pub revocation: Option<Revocation>,
+    /// Present when a rate limit refused requests (429): what it let through per user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateFigures>,
     /// The figures the scenario's events predict, each beside its theory (empty: no theory).
     pub theory: Vec<Theory>,
 }
@@ -157,6 +161,9 @@ impl CellStats {
             "revocation_window_max_ms" => self.revocation.as_ref()?.window_max_ms,
             "revocation_still_open" => self.revocation.as_ref()?.still_open as f64,
             "service_p99_ms" => self.service_ms.p99,
+            "admitted_per_user_s" => self.rate.as_ref()?.per_user_s,
+            "admitted_peak_1s" => self.rate.as_ref()?.peak_1s as f64,
+            "limited" => self.rate.as_ref().map_or(0, |f| f.limited) as f64,
             _ => return None,
         })
     }
@@ -308,6 +315,7 @@ pub fn compute(
     s.timeline = timeline(r, bucket);
     s.phases = phases(r, marks);
     s.revocation = revocation(&r.replays);
+    s.rate = rate_figures(r);
     s.scale_out = added.map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
     s
 }

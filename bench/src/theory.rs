@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::rate_figures;
 use crate::load::{LoadResult, Outcome};
+use crate::rate_theory::{predict, RateCell};
 
 /// z for a two-sided 99% normal interval: a figure outside it is off, not unlucky.
 const Z99: f64 = 2.576;
@@ -40,6 +42,12 @@ pub struct Setup<'a> {
     pub token_ttl: Option<f64>,
     /// Time between the attacker's replays (s).
     pub replay_every: f64,
+    /// The shop's rate limit: L per second, and where it counts (`memory`, `redis`).
+    pub rate_limit: Option<(f64, &'a str)>,
+    /// How long the users acted (s).
+    pub duration: f64,
+    /// A user's mean time between actions (s).
+    pub think: f64,
 }
 
 fn figure(metric: &str, expected: f64, tolerance: f64, measured: f64, basis: String) -> Theory {
@@ -99,6 +107,20 @@ pub fn derive(r: &LoadResult, s: &Setup) -> Vec<Theory> {
     }
     if let Some(rv) = revocation(r, s) {
         out.push(rv);
+    }
+    if let (Some((per_s, store)), Some(f)) = (s.rate_limit, rate_figures(r)) {
+        let cell = RateCell {
+            per_s,
+            store,
+            affinity: s.affinity,
+            backends: s.backends,
+            kill_at: killed.map(|k| k.0),
+            duration: s.duration,
+            think: s.think,
+        };
+        for (metric, expected, tolerance, measured, basis) in predict(&f, &cell) {
+            out.push(figure(metric, expected, tolerance, measured, basis));
+        }
     }
     let redis_kill = s
         .events

@@ -116,6 +116,13 @@ pub fn table(r: &ScenarioReport) -> String {
                 c.name(), rv.logouts, rv.window_p50_ms, rv.window_max_ms, rv.replays_accepted, rv.still_open
             );
         }
+        if let Some(f) = &c.stats.rate {
+            let _ = writeln!(
+                out,
+                "rate limit {}: {} admitted, {} refused (429); {:.2} admitted per user per second, at most {} to one user within one second",
+                c.name(), f.admitted, f.limited, f.per_user_s, f.peak_1s
+            );
+        }
         if let Some(so) = &c.stats.scale_out {
             let s = |v: Option<f64>| v.map_or("never".into(), |v| format!("{v:.1}s"));
             let _ = writeln!(

@@ -39,6 +39,8 @@ pub const THEORY_METRICS: &[&str] = &[
     "users_lost",
     "sessions_lost",
     "revocation_window_max_ms",
+    "admitted_per_user_s",
+    "admitted_peak_1s",
 ];
 
 /// Metrics an expectation may name (see `stats::CellStats::metric`).
@@ -64,4 +66,7 @@ pub const METRICS: &[&str] = &[
     "revocation_window_max_ms",
     "revocation_still_open",
     "service_p99_ms",
+    "admitted_per_user_s",
+    "admitted_peak_1s",
+    "limited",
 ];
