@@ -32,6 +32,7 @@ mod theory;
 mod token;
 mod util;
 mod verify;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

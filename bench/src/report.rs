@@ -69,6 +69,10 @@ pub struct CellReport {
     /// The demo shop's rate limit in this cell, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// How the demo shop applies one user's concurrent cart adds in this cell, when the flow
+    /// sends them (`concurrent`): `in-process` (local), `rmw` or `atomic` (shared), `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cart_write: Option<String>,
     /// Whether it ran (false: skipped).
     pub ran: bool,
     /// Why it was skipped.
@@ -91,6 +95,7 @@ impl CellReport {
             balance: balance.to_string(),
             repeat: 0,
             rate_limit: None,
+            cart_write: None,
             ran: false,
             skip_reason: None,
             stats: CellStats::default(),
@@ -144,6 +149,7 @@ impl CellReport {
                 .rate_limit
                 .as_ref()
                 .map(|l| (f64::from(l.per_s), l.store.as_str())),
+            cart_write: self.cart_write.as_deref(),
             duration: r.duration_s,
             think: r.think_ms / 1000.0,
             events: self

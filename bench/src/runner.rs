@@ -13,6 +13,7 @@ use crate::redis_server::RedisServer;
 use crate::render;
 use crate::report::{CellReport, RateLimit, ScenarioReport};
 use crate::scenario::{self, Scenario};
+use crate::sessions::SessionStore;
 
 /// Options of `tether-bench run`.
 #[derive(Clone, Debug)]
@@ -142,6 +143,18 @@ async fn run_scenario(
         std::fs::create_dir_all(&dir)?;
         let launcher = launcher(sc, axis)?;
         if let Launcher::Demo { variant, .. } = &launcher {
+            cell.cart_write = sc
+                .flow
+                .iter()
+                .any(|f| f.write && f.concurrent > 1)
+                .then(|| {
+                    match variant.sessions {
+                        SessionStore::Local => "in-process",
+                        SessionStore::Shared => variant.cart_write.name(),
+                        _ => "token",
+                    }
+                    .to_string()
+                });
             cell.rate_limit = (variant.rate_limit > 0).then(|| RateLimit {
                 per_s: variant.rate_limit,
                 store: variant.rate_store.name().into(),

@@ -11,6 +11,7 @@ use crate::limits::{rate_figures, RateFigures};
 use crate::load::{revocation, LoadResult, Outcome, Revocation, Sample};
 use crate::phases::{phases, Phase};
 use crate::theory::Theory;
+use crate::writes::{writes, Writes};
 
 /// Latency percentiles in milliseconds.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -127,6 +128,9 @@ pub struct CellStats {
     pub phases: Vec<Phase>,
     /// Present when users logged out and an attacker replayed their cookies.
     pub revocation: Option<Revocation>,
+    /// Writes acknowledged, and lost by the store.
+    #[serde(flatten)]
+    pub writes: Writes,
     /// Present when a rate limit refused requests (429): what it let through per user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateFigures>,
@@ -163,6 +167,8 @@ impl CellStats {
             "service_p99_ms" => self.service_ms.p99,
             "admitted_per_user_s" => self.rate.as_ref()?.per_user_s,
             "admitted_peak_1s" => self.rate.as_ref()?.peak_1s as f64,
+            "lost_updates" => self.writes.lost_updates as f64,
+            "writes_acked" => self.writes.writes_acked as f64,
             "limited" => self.rate.as_ref().map_or(0, |f| f.limited) as f64,
             _ => return None,
         })
@@ -238,6 +244,7 @@ pub fn compute(
         sessions_started: r.samples.iter().filter(ok_login).count() as u64,
         sessions_lost: r.samples.iter().filter(|x| x.lost.is_some()).count() as u64,
         late_sends: r.samples.iter().filter(|x| x.late).count() as u64,
+        writes: writes(r),
         ..Default::default()
     };
     // Users are the identities that sent at least one request, not every identity handed out.

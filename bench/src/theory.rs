@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits::rate_figures;
 use crate::load::{LoadResult, Outcome};
 use crate::rate_theory::{predict, RateCell};
+use crate::writes::rmw_losses;
 
 /// z for a two-sided 99% normal interval: a figure outside it is off, not unlucky.
 const Z99: f64 = 2.576;
@@ -44,6 +45,8 @@ pub struct Setup<'a> {
     pub replay_every: f64,
     /// The shop's rate limit: L per second, and where it counts (`memory`, `redis`).
     pub rate_limit: Option<(f64, &'a str)>,
+    /// How the shop applies concurrent cart adds (`in-process`, `rmw`, `atomic`, `token`).
+    pub cart_write: Option<&'a str>,
     /// How long the users acted (s).
     pub duration: f64,
     /// A user's mean time between actions (s).
@@ -107,6 +110,27 @@ pub fn derive(r: &LoadResult, s: &Setup) -> Vec<Theory> {
     }
     if let Some(rv) = revocation(r, s) {
         out.push(rv);
+    }
+    let lost_updates = r.samples.iter().map(|x| f64::from(x.missing)).sum();
+    match s.cart_write {
+        Some(how @ ("in-process" | "atomic")) => out.push(figure(
+            "lost_updates",
+            0.0,
+            0.0,
+            lost_updates,
+            format!("{how} updates apply concurrent adds one after another: none is lost"),
+        )),
+        Some("rmw") => {
+            let expected = rmw_losses(r) as f64;
+            out.push(figure(
+                "lost_updates",
+                expected,
+                0.1 * expected,
+                lost_updates,
+                "every add of a burst reads the cart before the first writes it back, and the last write-back keeps one of them: acknowledged - 1 per burst read back (from the record); +/- 10%".into(),
+            ));
+        }
+        _ => {}
     }
     if let (Some((per_s, store)), Some(f)) = (s.rate_limit, rate_figures(r)) {
         let cell = RateCell {

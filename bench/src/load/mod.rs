@@ -11,6 +11,7 @@ mod outcome;
 mod pacing;
 mod progress;
 mod replay;
+mod send;
 mod spec;
 mod user;
 

@@ -116,6 +116,14 @@ pub fn table(r: &ScenarioReport) -> String {
                 c.name(), rv.logouts, rv.window_p50_ms, rv.window_max_ms, rv.replays_accepted, rv.still_open
             );
         }
+        if let Some(how) = &c.cart_write {
+            let w = &c.stats.writes;
+            let _ = writeln!(
+                out,
+                "writes {} ({how}): {} acknowledged, {} lost (a later read of the session came back without them)",
+                c.name(), w.writes_acked, w.lost_updates
+            );
+        }
         if let Some(f) = &c.stats.rate {
             let _ = writeln!(
                 out,

@@ -41,6 +41,7 @@ pub const THEORY_METRICS: &[&str] = &[
     "revocation_window_max_ms",
     "admitted_per_user_s",
     "admitted_peak_1s",
+    "lost_updates",
 ];
 
 /// Metrics an expectation may name (see `stats::CellStats::metric`).
@@ -69,4 +70,6 @@ pub const METRICS: &[&str] = &[
     "admitted_per_user_s",
     "admitted_peak_1s",
     "limited",
+    "lost_updates",
+    "writes_acked",
 ];

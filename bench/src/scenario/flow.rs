@@ -37,6 +37,14 @@ pub struct FlowStep {
     /// The response body must contain every nonce the session wrote.
     #[serde(default)]
     pub expect_writes: bool,
+    /// Sent this many times at once, each copy with its own `{nonce}` on a connection of its
+    /// own, with the same cookies (one user's concurrent requests).
+    #[serde(default = "one")]
+    pub concurrent: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_method() -> String {
@@ -113,6 +121,15 @@ pub fn check_flow(flow: &[FlowStep]) -> anyhow::Result<()> {
             "{key}.write: the step writes nothing checkable (put {{nonce}} in its path or body)"
         );
         anyhow::ensure!(
+            (1..=64).contains(&s.concurrent),
+            "{key}.concurrent: {} is not between 1 and 64",
+            s.concurrent
+        );
+        anyhow::ensure!(
+            i > 0 || s.concurrent == 1,
+            "{key}.concurrent: the first step starts the session; it cannot be sent concurrently"
+        );
+        anyhow::ensure!(
             !s.expect_writes || flow[..i].iter().any(|p| p.write),
             "{key}.expect_writes: no earlier step has write = true"
         );
@@ -130,6 +147,7 @@ pub fn demo_flow() -> Vec<FlowStep> {
         expect_status: Vec::new(),
         write,
         expect_writes,
+        concurrent: 1,
     };
     vec![
         step("POST", "/login", false, false),
@@ -153,5 +171,9 @@ mod tests {
         f[1].body = "{nonse}".into();
         let e = check_flow(&f).unwrap_err().to_string();
         assert!(e.contains("flow[1].body") && e.contains("{nonse}"), "{e}");
+        let mut f = demo_flow();
+        f[0].concurrent = 2;
+        let e = check_flow(&f).unwrap_err().to_string();
+        assert!(e.contains("flow[0].concurrent"), "{e}");
     }
 }
