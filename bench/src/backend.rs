@@ -24,6 +24,7 @@ use crate::revoke;
 use crate::sessions::SessionStore;
 use crate::token::{self, Cart};
 use crate::util::hex;
+use crate::ws_echo;
 
 /// Command-line options of `tether-bench backend`.
 #[derive(clap::Args, Debug)]
@@ -142,6 +143,7 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -151,6 +153,8 @@ impl App {
     async fn handle(&self, req: Request<Incoming>) -> Resp {
         let mut resp = if req.uri().path() == "/fault" {
             self.faults.handle(&req)
+        } else if req.uri().path() == "/ws" {
+            ws_echo::accept(req)
         } else {
             match self.faults.injected().await {
                 Some(r) => r,

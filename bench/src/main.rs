@@ -12,6 +12,7 @@ mod lab;
 mod limiter;
 mod limits;
 mod load;
+mod metrics;
 mod phases;
 mod procs;
 mod rate;
@@ -33,6 +34,9 @@ mod token;
 mod util;
 mod verify;
 mod writes;
+mod ws_echo;
+mod ws_figures;
+mod ws_theory;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadResult, Outcome, Replay, Sample};
+use crate::load::{LoadResult, Outcome, Replay, Sample, WS_KINDS};
 
 /// The file name of a cell's record, inside `cells/<slug>/` of the report directory.
 pub const FILE: &str = "requests.jsonl";
@@ -54,6 +54,9 @@ pub struct Line {
     /// An action's first request, sent late behind the user's previous (slow) request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// On a WebSocket step: `open`, `echo` or `drop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<String>,
     /// A request of a step that writes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub write: bool,
@@ -92,6 +95,7 @@ impl Line {
             lost: x.lost.map(str::to_string),
             lag_us: x.lag.map(us),
             late: x.late,
+            ws: x.ws.map(str::to_string),
             write: x.write,
             missing: x.missing,
         }
@@ -115,7 +119,17 @@ impl Line {
                     .with_context(|| format!("unknown loss reason {why:?}"))?,
             ),
         };
+        let ws = match &self.ws {
+            None => None,
+            Some(k) => Some(
+                *WS_KINDS
+                    .iter()
+                    .find(|w| **w == k.as_str())
+                    .with_context(|| format!("unknown ws kind {k:?}"))?,
+            ),
+        };
         Ok(Sample {
+            ws,
             step: self.step,
             session: self.session,
             outcome,

@@ -150,6 +150,7 @@ impl CellReport {
                 .as_ref()
                 .map(|l| (f64::from(l.per_s), l.store.as_str())),
             cart_write: self.cart_write.as_deref(),
+            drain_timeout: r.drain_timeout_s,
             duration: r.duration_s,
             think: r.think_ms / 1000.0,
             events: self
@@ -202,6 +203,9 @@ pub struct ScenarioReport {
     /// Time between an attacker's replays (s).
     #[serde(default)]
     pub replay_every_s: f64,
+    /// The pool's `drain_timeout` (s), when the scenario sets one.
+    #[serde(default)]
+    pub drain_timeout_s: Option<f64>,
     /// Concurrent users.
     pub users: usize,
     /// Mean think time (ms).
@@ -231,6 +235,13 @@ impl ScenarioReport {
             token_ttl_s: sc.token_ttl("token").map(|d| d.as_secs_f64()),
             access_ttl_s: sc.token_ttl("token-refresh").map(|d| d.as_secs_f64()),
             replay_every_s: sc.load.replay_every.0.as_secs_f64(),
+            drain_timeout_s: sc
+                .topology
+                .pool
+                .get("drain_timeout")
+                .and_then(|v| v.as_str())
+                .and_then(|v| crate::util::parse_duration(v).ok())
+                .map(|d| d.as_secs_f64()),
             users: sc.load.users,
             think_ms: sc.load.think.0.as_secs_f64() * 1000.0,
             backends: sc.topology.backends,

@@ -8,6 +8,7 @@ use crate::limits::rate_figures;
 use crate::load::{LoadResult, Outcome};
 use crate::rate_theory::{predict, RateCell};
 use crate::writes::rmw_losses;
+use crate::ws_theory;
 
 /// z for a two-sided 99% normal interval: a figure outside it is off, not unlucky.
 const Z99: f64 = 2.576;
@@ -47,6 +48,8 @@ pub struct Setup<'a> {
     pub rate_limit: Option<(f64, &'a str)>,
     /// How the shop applies concurrent cart adds (`in-process`, `rmw`, `atomic`, `token`).
     pub cart_write: Option<&'a str>,
+    /// The pool's drain_timeout (s), when the scenario sets one.
+    pub drain_timeout: Option<f64>,
     /// How long the users acted (s).
     pub duration: f64,
     /// A user's mean time between actions (s).
@@ -110,6 +113,13 @@ pub fn derive(r: &LoadResult, s: &Setup) -> Vec<Theory> {
     }
     if let Some(rv) = revocation(r, s) {
         out.push(rv);
+    }
+    if r.samples.iter().any(|x| x.ws.is_some()) {
+        for (metric, expected, tolerance, measured, basis) in
+            ws_theory::predict(r, &s.events, s.drain_timeout)
+        {
+            out.push(figure(metric, expected, tolerance, measured, basis));
+        }
     }
     let lost_updates = r.samples.iter().map(|x| f64::from(x.missing)).sum();
     match s.cart_write {

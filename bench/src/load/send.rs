@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::outcome::Outcome;
 use crate::http::{self, Reply, Sender};
-use crate::scenario::FlowStep;
+use crate::scenario::{fill, FlowStep};
 
 /// One result of a burst: the reply or why there was none, when it was sent, when it ended.
 pub type Sent = (Result<Reply, String>, Instant, Instant);
@@ -39,6 +39,30 @@ pub struct Prepared {
     pub headers: Vec<(String, String)>,
     /// The unique value it carries (`{nonce}`).
     pub nonce: String,
+}
+
+/// Flow step `i` of action `n` with its placeholders filled, carrying nonce number `k` of
+/// identity `user`.
+pub fn prepare(spec: &FlowStep, i: usize, n: u32, user: u32, k: u64) -> Prepared {
+    let nonce = format!("n{user:x}x{k:x}z");
+    let (user, step, n) = (user.to_string(), i.to_string(), n.to_string());
+    let values = [
+        ("nonce", nonce.as_str()),
+        ("user", user.as_str()),
+        ("step", step.as_str()),
+        ("n", n.as_str()),
+    ];
+    Prepared {
+        method: Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET),
+        path: fill(&spec.path, &values),
+        body: Bytes::from(fill(&spec.body, &values)),
+        headers: spec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v, &values)))
+            .collect(),
+        nonce,
+    }
 }
 
 /// The request of `p` to `addr`, with the jar's cookie header.

@@ -14,10 +14,11 @@ use super::outcome::{LoadResult, Loss, Outcome, Sample};
 use super::pacing::wait_until;
 use super::progress::Progress;
 use super::replay::{replay, Replay};
-use super::send::{backend_of, build, burst, judge, send, source_ip, Prepared};
+use super::send::{backend_of, build, burst, judge, prepare, send, source_ip, Prepared};
 use super::spec::LoadSpec;
+use super::ws::Hold;
 use crate::http::{Jar, Reply, Sender};
-use crate::scenario::{fill, FlowStep};
+use crate::scenario::FlowStep;
 
 /// A virtual user: while the run lasts, a sequence of visitors (identities), each with a
 /// fresh jar, address and connections.
@@ -137,6 +138,7 @@ impl User {
             write: false,
             expect_writes: false,
             concurrent: 1,
+            websocket: false,
         };
         let logout = Prepared {
             method: Method::POST,
@@ -183,6 +185,13 @@ impl User {
         s.actions += 1;
         let mut previous = s.on.clone();
         for i in 1..self.spec.flow.len() {
+            if self.spec.flow[i].websocket {
+                self.pacing = None;
+                let who = (self.identity, self.session, i);
+                let hold = Hold::new(&self.spec, target, who, self.jar.header(), self.start);
+                self.out.samples.extend(hold.run().await);
+                return Some(s);
+            }
             let at = if i == 1 { intended } else { Instant::now() };
             let (o, reply, nonces) = self.step(target, i, at, s.actions).await;
             let backend = reply.as_ref().and_then(backend_of);
@@ -245,26 +254,7 @@ impl User {
     /// Flow step `i` with its placeholders filled and a fresh nonce.
     fn prepare(&mut self, i: usize, n: u32) -> Prepared {
         self.nonces += 1;
-        let nonce = format!("n{:x}x{:x}z", self.identity, self.nonces);
-        let (user, step, n) = (self.identity.to_string(), i.to_string(), n.to_string());
-        let values = [
-            ("nonce", nonce.as_str()),
-            ("user", user.as_str()),
-            ("step", step.as_str()),
-            ("n", n.as_str()),
-        ];
-        let spec = &self.spec.flow[i];
-        Prepared {
-            method: Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET),
-            path: fill(&spec.path, &values),
-            body: Bytes::from(fill(&spec.body, &values)),
-            headers: spec
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), fill(v, &values)))
-                .collect(),
-            nonce,
-        }
+        prepare(&self.spec.flow[i], i, n, self.identity, self.nonces)
     }
 
     /// Sends flow step `i` (`concurrent` copies of it at once, each on a connection of its

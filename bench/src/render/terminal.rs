@@ -124,6 +124,30 @@ pub fn table(r: &ScenarioReport) -> String {
                 c.name(), w.writes_acked, w.lost_updates
             );
         }
+        if let Some(w) = &c.stats.ws {
+            let list = |m: Vec<String>| {
+                if m.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.join(", ")
+                }
+            };
+            let landed = w
+                .reconnected_to
+                .iter()
+                .map(|(b, n)| format!("{b} {n}"))
+                .collect();
+            let drops = w
+                .drops
+                .iter()
+                .map(|(b, d)| format!("{b} {} at {:.2}-{:.2}s", d.count, d.first_s, d.last_s))
+                .collect();
+            let _ = writeln!(
+                out,
+                "websocket {}: {} connections opened ({} attempts failed); drops: {}; {} reconnects, landed on: {}; {} messages echoed, {} lost",
+                c.name(), w.opened, w.failed_opens, list(drops), w.reconnects, list(landed), w.echoes, w.messages_lost
+            );
+        }
         if let Some(f) = &c.stats.rate {
             let _ = writeln!(
                 out,
@@ -209,6 +233,7 @@ mod tests {
             token_ttl_s: None,
             access_ttl_s: None,
             replay_every_s: 0.1,
+            drain_timeout_s: None,
             users: 1,
             think_ms: 1.0,
             backends: 1,

@@ -42,6 +42,10 @@ pub const THEORY_METRICS: &[&str] = &[
     "admitted_per_user_s",
     "admitted_peak_1s",
     "lost_updates",
+    "ws_killed_dropped",
+    "ws_kill_drop_spread_ms",
+    "ws_drained_dropped",
+    "ws_drain_close_s",
 ];
 
 /// Metrics an expectation may name (see `stats::CellStats::metric`).
@@ -72,4 +76,6 @@ pub const METRICS: &[&str] = &[
     "limited",
     "lost_updates",
     "writes_acked",
+    "ws_reconnects",
+    "ws_messages_lost",
 ];

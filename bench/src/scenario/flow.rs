@@ -41,6 +41,10 @@ pub struct FlowStep {
     /// own, with the same cookies (one user's concurrent requests).
     #[serde(default = "one")]
     pub concurrent: u32,
+    /// Opens a WebSocket on `path` and holds it for the rest of the run, a message every think
+    /// time (echoed by the server), reconnecting when it drops. The last step of a flow.
+    #[serde(default)]
+    pub websocket: bool,
 }
 
 fn one() -> u32 {
@@ -130,6 +134,10 @@ pub fn check_flow(flow: &[FlowStep]) -> anyhow::Result<()> {
             "{key}.concurrent: the first step starts the session; it cannot be sent concurrently"
         );
         anyhow::ensure!(
+            !s.websocket || (i > 0 && i + 1 == flow.len() && s.method == "GET"),
+            "{key}.websocket: a WebSocket is a GET and the last step, after the first"
+        );
+        anyhow::ensure!(
             !s.expect_writes || flow[..i].iter().any(|p| p.write),
             "{key}.expect_writes: no earlier step has write = true"
         );
@@ -148,6 +156,7 @@ pub fn demo_flow() -> Vec<FlowStep> {
         write,
         expect_writes,
         concurrent: 1,
+        websocket: false,
     };
     vec![
         step("POST", "/login", false, false),
