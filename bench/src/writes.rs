@@ -60,3 +60,35 @@ pub fn rmw_losses(r: &LoadResult) -> u64 {
         .map(|(_, n)| n - 1)
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Sample;
+    use std::time::Duration;
+
+    fn req(step: usize, at_ms: u64, write: bool, missing: u32) -> Sample {
+        let t = Duration::from_millis(at_ms);
+        Sample {
+            step,
+            write,
+            missing,
+            ..Sample::timed(t, t, t)
+        }
+    }
+
+    #[test]
+    fn a_read_modify_write_keeps_one_add_per_burst_read_back() {
+        let mut samples: Vec<Sample> = (0..5).map(|_| req(1, 100, true, 0)).collect();
+        samples.push(req(2, 130, false, 4));
+        // A second burst the run ended before reading back: nothing is known lost there.
+        samples.extend((0..5).map(|_| req(1, 400, true, 0)));
+        let r = LoadResult {
+            samples,
+            ..Default::default()
+        };
+        assert_eq!(rmw_losses(&r), 4);
+        let w = writes(&r);
+        assert_eq!((w.writes_acked, w.lost_updates), (10, 4));
+    }
+}

@@ -101,3 +101,48 @@ pub fn drops_after(r: &LoadResult, id: &str, t: f64) -> Vec<f64> {
         .filter(|at| *at >= t)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn ws(user: u32, kind: &'static str, at_ms: u64, backend: &str) -> Sample {
+        let t = Duration::from_millis(at_ms);
+        Sample {
+            identity: user,
+            ws: Some(kind),
+            backend: Some(Arc::from(backend)),
+            outcome: if kind == "drop" {
+                Outcome::Error("ws dropped".into())
+            } else {
+                Outcome::Ok
+            },
+            ..Sample::timed(t, t, t)
+        }
+    }
+
+    #[test]
+    fn drops_and_reconnects_are_told_by_backend() {
+        let r = LoadResult {
+            samples: vec![
+                ws(1, "open", 0, "app-2"),
+                ws(2, "open", 0, "app-2"),
+                ws(3, "open", 0, "app-1"),
+                ws(1, "drop", 2000, "app-2"),
+                ws(2, "drop", 2001, "app-2"),
+                ws(1, "open", 2002, "app-1"),
+                ws(2, "open", 2003, "app-3"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(open_on(&r, "app-2", 1.5), 2);
+        assert_eq!(open_on(&r, "app-2", 2.5), 0);
+        assert_eq!(drops_after(&r, "app-2", 1.0).len(), 2);
+        let f = ws_figures(&r).unwrap();
+        assert_eq!((f.opened, f.reconnects), (5, 2));
+        assert_eq!(f.drops["app-2"].count, 2);
+        assert_eq!(f.reconnected_to.get("app-2"), None);
+    }
+}

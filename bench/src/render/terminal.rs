@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::figures::figure_lines;
 use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::{CellReport, ScenarioReport};
@@ -108,51 +109,15 @@ pub fn table(r: &ScenarioReport) -> String {
             .collect();
         let _ = writeln!(out, "sessions lost {}: {}", c.name(), kinds.join(", "));
     }
+    for line in figure_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
     for c in r.cells.iter().filter(|c| c.ran) {
         if let Some(rv) = &c.stats.revocation {
             let _ = writeln!(
                 out,
                 "revocation {}: {} logouts replayed; window median {:.0} ms, max {:.0} ms; {} replays accepted; {} still open when the attacker gave up",
                 c.name(), rv.logouts, rv.window_p50_ms, rv.window_max_ms, rv.replays_accepted, rv.still_open
-            );
-        }
-        if let Some(how) = &c.cart_write {
-            let w = &c.stats.writes;
-            let _ = writeln!(
-                out,
-                "writes {} ({how}): {} acknowledged, {} lost (a later read of the session came back without them)",
-                c.name(), w.writes_acked, w.lost_updates
-            );
-        }
-        if let Some(w) = &c.stats.ws {
-            let list = |m: Vec<String>| {
-                if m.is_empty() {
-                    "none".to_string()
-                } else {
-                    m.join(", ")
-                }
-            };
-            let landed = w
-                .reconnected_to
-                .iter()
-                .map(|(b, n)| format!("{b} {n}"))
-                .collect();
-            let drops = w
-                .drops
-                .iter()
-                .map(|(b, d)| format!("{b} {} at {:.2}-{:.2}s", d.count, d.first_s, d.last_s))
-                .collect();
-            let _ = writeln!(
-                out,
-                "websocket {}: {} connections opened ({} attempts failed); drops: {}; {} reconnects, landed on: {}; {} messages echoed, {} lost",
-                c.name(), w.opened, w.failed_opens, list(drops), w.reconnects, list(landed), w.echoes, w.messages_lost
-            );
-        }
-        if let Some(f) = &c.stats.rate {
-            let _ = writeln!(
-                out,
-                "rate limit {}: {} admitted, {} refused (429); {:.2} admitted per user per second, at most {} to one user within one second",
-                c.name(), f.admitted, f.limited, f.per_user_s, f.peak_1s
             );
         }
         if let Some(so) = &c.stats.scale_out {
