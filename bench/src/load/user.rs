@@ -188,7 +188,9 @@ impl User {
             if self.spec.flow[i].websocket {
                 self.pacing = None;
                 let who = (self.identity, self.session, i);
-                let hold = Hold::new(&self.spec, target, who, self.jar.header(), self.start);
+                let progress = Arc::clone(&self.progress);
+                let jar = self.jar.header();
+                let hold = Hold::new(&self.spec, target, who, jar, self.start, progress);
                 self.out.samples.extend(hold.run().await);
                 return Some(s);
             }

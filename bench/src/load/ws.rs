@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::outcome::{Outcome, Sample};
+use super::progress::Progress;
 use super::send::source_ip;
 use super::spec::LoadSpec;
 
@@ -46,6 +48,8 @@ pub struct Hold {
     pub timeout: Duration,
     /// Sample fields: identity, session, flow step.
     pub who: (u32, u32, usize),
+    /// The live counters of the progress line.
+    pub progress: Arc<Progress>,
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -58,6 +62,7 @@ impl Hold {
         who: (u32, u32, usize),
         cookie: Option<String>,
         start: Instant,
+        progress: Arc<Progress>,
     ) -> Hold {
         Hold {
             addr: spec.targets[target],
@@ -69,10 +74,16 @@ impl Hold {
             every: spec.think,
             timeout: spec.timeout,
             who,
+            progress,
         }
     }
 
+    /// A sample of this user's connection, counted on the progress line.
     fn sample(&self, kind: &'static str, at: Instant, done: Instant, o: Outcome) -> Sample {
+        self.progress.requests.fetch_add(1, Ordering::Relaxed);
+        if matches!(o, Outcome::Error(_)) {
+            self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        }
         let since = |t: Instant| t.saturating_duration_since(self.start);
         let (identity, session, step) = self.who;
         Sample {
