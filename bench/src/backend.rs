@@ -4,25 +4,27 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use hyper::header::{HeaderValue, SET_COOKIE};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::cart_write::{self, CartWrite};
+use crate::faults::Faults;
 use crate::http::cookie;
+use crate::limiter::{Limiter, RateStore};
+use crate::reply::{json, no_session, query, set_cookie, text, Resp};
 use crate::resp::Redis;
 use crate::revoke;
 use crate::sessions::SessionStore;
 use crate::token::{self, Cart};
 use crate::util::hex;
+use crate::ws_echo;
 
 /// Command-line options of `tether-bench backend`.
 #[derive(clap::Args, Debug)]
@@ -52,15 +54,18 @@ pub struct BackendArgs {
     /// `token-refresh`, the access token's lifetime.
     #[arg(long, default_value_t = 0)]
     pub token_ttl_ms: u64,
-}
-
-/// Live fault switches, set at start from flags and later by `POST /fault`.
-#[derive(Default)]
-struct Faults {
-    delay_ms: AtomicU64,
-    /// Error rate in parts per million, so it fits an atomic integer.
-    error_ppm: AtomicU64,
-    hang: AtomicBool,
+    /// Requests a session may make in any sliding second (0: no limit); over it: 429.
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Where the rate limit counts requests (`redis` needs --redis).
+    #[arg(long, value_enum, default_value = "memory")]
+    pub rate_store: RateStore,
+    /// How `shared` sessions add to a cart: read-modify-write or atomic.
+    #[arg(long, value_enum, default_value = "rmw")]
+    pub cart_write: CartWrite,
+    /// Read-modify-write only: pause between reading the cart and writing it back, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub rmw_delay_ms: u64,
 }
 
 struct App {
@@ -72,18 +77,22 @@ struct App {
     secret: Vec<u8>,
     token_ttl_ms: u64,
     faults: Faults,
+    limiter: Option<Limiter>,
+    cart_write: CartWrite,
+    rmw_delay: Duration,
 }
 
 /// Sessions in Redis expire after this, so a long lab run does not grow the store forever.
 const SESSION_TTL_SECS: u64 = 3600;
-
-type Resp = Response<Full<Bytes>>;
 
 /// Serves the shop until SIGTERM or SIGINT.
 pub fn run(args: BackendArgs) -> anyhow::Result<()> {
     let redis = match (args.sessions, &args.redis) {
         (s, None) if s.uses_redis() => {
             anyhow::bail!("--sessions {} needs --redis URL", s.name())
+        }
+        (_, None) if args.rate_limit > 0 && args.rate_store == RateStore::Redis => {
+            anyhow::bail!("--rate-store redis needs --redis URL")
         }
         (_, Some(url)) => Some(Redis::new(url)?),
         (_, None) => None,
@@ -96,13 +105,11 @@ pub fn run(args: BackendArgs) -> anyhow::Result<()> {
         redis,
         secret: args.secret.into_bytes(),
         token_ttl_ms: args.token_ttl_ms,
-        faults: Faults::default(),
+        faults: Faults::new(args.delay_ms, args.error_rate),
+        limiter: (args.rate_limit > 0).then(|| Limiter::new(args.rate_limit, args.rate_store)),
+        cart_write: args.cart_write,
+        rmw_delay: Duration::from_millis(args.rmw_delay_ms),
     });
-    app.faults.delay_ms.store(args.delay_ms, Ordering::Relaxed);
-    app.faults.error_ppm.store(
-        (args.error_rate.clamp(0.0, 1.0) * 1e6) as u64,
-        Ordering::Relaxed,
-    );
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -136,6 +143,7 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -144,9 +152,11 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
 impl App {
     async fn handle(&self, req: Request<Incoming>) -> Resp {
         let mut resp = if req.uri().path() == "/fault" {
-            self.fault(&req)
+            self.faults.handle(&req)
+        } else if req.uri().path() == "/ws" {
+            ws_echo::accept(req)
         } else {
-            match self.injected().await {
+            match self.faults.injected().await {
                 Some(r) => r,
                 None => self.route(&req).await,
             }
@@ -156,54 +166,10 @@ impl App {
         resp
     }
 
-    /// Applies the fault switches; `Some` is the response that replaces the real one.
-    async fn injected(&self) -> Option<Resp> {
-        if self.faults.hang.load(Ordering::Relaxed) {
-            // Never answer: the client or the proxy must give up on its own timeout.
-            std::future::pending::<()>().await;
-        }
-        let delay = self.faults.delay_ms.load(Ordering::Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        let ppm = self.faults.error_ppm.load(Ordering::Relaxed);
-        (ppm > 0 && fastrand::u64(0..1_000_000) < ppm)
-            .then(|| text(StatusCode::INTERNAL_SERVER_ERROR, "injected fault\n"))
-    }
-
-    /// `POST /fault?delay_ms=N&error_rate=F&hang=0|1` sets switches (absent ones are kept);
-    /// `GET /fault` shows them.
-    fn fault(&self, req: &Request<Incoming>) -> Resp {
-        let f = &self.faults;
-        if req.method() == Method::POST {
-            for (k, v) in query(req) {
-                match k {
-                    "delay_ms" => match v.parse() {
-                        Ok(n) => f.delay_ms.store(n, Ordering::Relaxed),
-                        Err(_) => return text(StatusCode::BAD_REQUEST, "bad delay_ms\n"),
-                    },
-                    "error_rate" => match v.parse::<f64>() {
-                        Ok(r) if (0.0..=1.0).contains(&r) => {
-                            f.error_ppm.store((r * 1e6) as u64, Ordering::Relaxed)
-                        }
-                        _ => return text(StatusCode::BAD_REQUEST, "bad error_rate\n"),
-                    },
-                    "hang" => f.hang.store(v == "1" || v == "true", Ordering::Relaxed),
-                    _ => return text(StatusCode::BAD_REQUEST, &format!("unknown switch {k}\n")),
-                }
-            }
-        }
-        json(
-            StatusCode::OK,
-            serde_json::json!({
-                "delay_ms": f.delay_ms.load(Ordering::Relaxed),
-                "error_rate": f.error_ppm.load(Ordering::Relaxed) as f64 / 1e6,
-                "hang": f.hang.load(Ordering::Relaxed),
-            }),
-        )
-    }
-
     async fn route(&self, req: &Request<Incoming>) -> Resp {
+        if let Some(r) = self.limited(req).await {
+            return r;
+        }
         let result = match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::POST, "/login") => self.login().await,
@@ -221,6 +187,24 @@ impl App {
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!("session store unavailable: {e}\n"),
             ),
+        }
+    }
+
+    /// The rate limit, on every request of a session but its login: `Some` is the 429 (or
+    /// the 503 of an unreachable counter) that replaces the real response.
+    async fn limited(&self, req: &Request<Incoming>) -> Option<Resp> {
+        let limiter = self.limiter.as_ref()?;
+        let sid = cookie(req.headers(), "sid")?;
+        if matches!(req.uri().path(), "/login" | "/healthz") {
+            return None;
+        }
+        match limiter.admit(self.redis.as_ref(), sid).await {
+            Ok(true) => None,
+            Ok(false) => Some(text(StatusCode::TOO_MANY_REQUESTS, "rate limited\n")),
+            Err(e) => Some(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("rate limit store unavailable: {e}\n"),
+            )),
         }
     }
 
@@ -257,34 +241,43 @@ impl App {
     }
 
     async fn add(&self, req: &Request<Incoming>, item: &str) -> std::io::Result<Resp> {
+        let sid = cookie(req.headers(), "sid").unwrap_or_default();
+        if self.store == SessionStore::Local {
+            // Read and write under one lock: an in-process add is atomic.
+            let mut local = self.local.lock().expect("sessions lock");
+            return Ok(match local.get_mut(sid) {
+                Some(items) => {
+                    items.push(item.to_string());
+                    json(StatusCode::OK, serde_json::json!({"items": items.len()}))
+                }
+                None => no_session(),
+            });
+        }
         let Some(mut items) = self.load(req).await? else {
             return Ok(no_session());
         };
+        if self.store == SessionStore::Shared {
+            let (how, pause) = (self.cart_write, self.rmw_delay);
+            let n = cart_write::add(
+                self.redis(),
+                how,
+                pause,
+                &key(sid),
+                items,
+                item,
+                SESSION_TTL_SECS,
+            )
+            .await?;
+            return Ok(json(StatusCode::OK, serde_json::json!({"items": n})));
+        }
         items.push(item.to_string());
         let mut resp = json(StatusCode::OK, serde_json::json!({"items": items.len()}));
-        let sid = cookie(req.headers(), "sid").unwrap_or_default();
-        match self.store {
-            SessionStore::Local => {
-                self.local
-                    .lock()
-                    .expect("sessions lock")
-                    .insert(sid.to_string(), items);
-            }
-            SessionStore::Shared => {
-                let value = items.join(",");
-                self.redis()
-                    .set_ex(&key(sid), value.as_bytes(), SESSION_TTL_SECS)
-                    .await?;
-            }
-            SessionStore::Token | SessionStore::TokenDenylist | SessionStore::TokenRefresh => {
-                let cart = Cart {
-                    sid: sid.to_string(),
-                    items,
-                    exp_ms: revoke::expiry(self.token_ttl_ms),
-                };
-                set_cookie(&mut resp, "cart", &token::seal(&self.secret, &cart));
-            }
-        }
+        let cart = Cart {
+            sid: sid.to_string(),
+            items,
+            exp_ms: revoke::expiry(self.token_ttl_ms),
+        };
+        set_cookie(&mut resp, "cart", &token::seal(&self.secret, &cart));
         Ok(resp)
     }
 
@@ -361,38 +354,4 @@ fn valid_item(item: &str) -> bool {
         && item
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn query(req: &Request<Incoming>) -> impl Iterator<Item = (&str, &str)> {
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-}
-
-fn no_session() -> Resp {
-    text(StatusCode::UNAUTHORIZED, "no session\n")
-}
-
-fn set_cookie(resp: &mut Resp, name: &str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly")) {
-        resp.headers_mut().append(SET_COOKIE, v);
-    }
-}
-
-fn text(status: StatusCode, body: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    r
-}
-
-fn json(status: StatusCode, v: serde_json::Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }

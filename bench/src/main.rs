@@ -5,16 +5,23 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod cart_write;
+mod faults;
 mod http;
 mod lab;
+mod limiter;
+mod limits;
 mod load;
+mod metrics;
 mod phases;
 mod procs;
 mod rate;
+mod rate_theory;
 mod recompute;
 mod record;
 mod redis_server;
 mod render;
+mod reply;
 mod report;
 mod resp;
 mod revoke;
@@ -26,6 +33,10 @@ mod theory;
 mod token;
 mod util;
 mod verify;
+mod writes;
+mod ws_echo;
+mod ws_figures;
+mod ws_theory;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadResult, Outcome, Replay, Sample};
+use crate::load::{LoadResult, Outcome, Replay, Sample, WS_KINDS};
 
 /// The file name of a cell's record, inside `cells/<slug>/` of the report directory.
 pub const FILE: &str = "requests.jsonl";
@@ -54,6 +54,19 @@ pub struct Line {
     /// An action's first request, sent late behind the user's previous (slow) request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// On a WebSocket step: `open`, `echo` or `drop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<String>,
+    /// A request of a step that writes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write: bool,
+    /// A read that came back without this many of the session's writes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn us(d: Duration) -> u64 {
@@ -82,6 +95,9 @@ impl Line {
             lost: x.lost.map(str::to_string),
             lag_us: x.lag.map(us),
             late: x.late,
+            ws: x.ws.map(str::to_string),
+            write: x.write,
+            missing: x.missing,
         }
     }
 
@@ -103,7 +119,17 @@ impl Line {
                     .with_context(|| format!("unknown loss reason {why:?}"))?,
             ),
         };
+        let ws = match &self.ws {
+            None => None,
+            Some(k) => Some(
+                *WS_KINDS
+                    .iter()
+                    .find(|w| **w == k.as_str())
+                    .with_context(|| format!("unknown ws kind {k:?}"))?,
+            ),
+        };
         Ok(Sample {
+            ws,
             step: self.step,
             session: self.session,
             outcome,
@@ -113,6 +139,8 @@ impl Line {
             lost,
             lag: self.lag_us.map(t),
             late: self.late,
+            write: self.write,
+            missing: self.missing,
             ..Sample::timed(t(self.intended_us), t(self.sent_us), t(self.finished_us))
         })
     }
@@ -187,6 +215,8 @@ mod tests {
         x.outcome = Outcome::Error("timeout".into());
         x.lost = Some("write missing");
         x.lag = Some(Duration::from_micros(40));
+        x.write = true;
+        x.missing = 3;
         let line = Line::of(&x);
         let text = serde_json::to_string(&line).unwrap();
         let back: Line = serde_json::from_str(&text).unwrap();
@@ -194,5 +224,6 @@ mod tests {
         let y = back.sample().unwrap();
         assert_eq!((y.at, y.latency, y.service), (x.at, x.latency, x.service));
         assert_eq!((y.outcome, y.lost, y.lag), (x.outcome, x.lost, x.lag));
+        assert_eq!((y.write, y.missing), (true, 3));
     }
 }

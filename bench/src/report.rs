@@ -25,6 +25,15 @@ pub struct Check {
     pub claim: String,
 }
 
+/// A cell's rate limit: L requests per user per sliding second, and where they are counted.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    /// L.
+    pub per_s: u32,
+    /// `memory` (each backend its own count) or `redis` (one shared count).
+    pub store: String,
+}
+
 /// One timeline event as it was carried out.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct EventRecord {
@@ -57,6 +66,13 @@ pub struct CellReport {
     /// Which run of the cell this is under `--repeat` (0: the first; each with its own seed).
     #[serde(default)]
     pub repeat: u32,
+    /// The demo shop's rate limit in this cell, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// How the demo shop applies one user's concurrent cart adds in this cell, when the flow
+    /// sends them (`concurrent`): `in-process` (local), `rmw` or `atomic` (shared), `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cart_write: Option<String>,
     /// Whether it ran (false: skipped).
     pub ran: bool,
     /// Why it was skipped.
@@ -78,6 +94,8 @@ impl CellReport {
             sessions: sessions.to_string(),
             balance: balance.to_string(),
             repeat: 0,
+            rate_limit: None,
+            cart_write: None,
             ran: false,
             skip_reason: None,
             stats: CellStats::default(),
@@ -127,6 +145,14 @@ impl CellReport {
                 _ => r.token_ttl_s,
             },
             replay_every: r.replay_every_s,
+            rate_limit: self
+                .rate_limit
+                .as_ref()
+                .map(|l| (f64::from(l.per_s), l.store.as_str())),
+            cart_write: self.cart_write.as_deref(),
+            drain_timeout: r.drain_timeout_s,
+            duration: r.duration_s,
+            think: r.think_ms / 1000.0,
             events: self
                 .events
                 .iter()
@@ -177,6 +203,9 @@ pub struct ScenarioReport {
     /// Time between an attacker's replays (s).
     #[serde(default)]
     pub replay_every_s: f64,
+    /// The pool's `drain_timeout` (s), when the scenario sets one.
+    #[serde(default)]
+    pub drain_timeout_s: Option<f64>,
     /// Concurrent users.
     pub users: usize,
     /// Mean think time (ms).
@@ -206,6 +235,13 @@ impl ScenarioReport {
             token_ttl_s: sc.token_ttl("token").map(|d| d.as_secs_f64()),
             access_ttl_s: sc.token_ttl("token-refresh").map(|d| d.as_secs_f64()),
             replay_every_s: sc.load.replay_every.0.as_secs_f64(),
+            drain_timeout_s: sc
+                .topology
+                .pool
+                .get("drain_timeout")
+                .and_then(|v| v.as_str())
+                .and_then(|v| crate::util::parse_duration(v).ok())
+                .map(|d| d.as_secs_f64()),
             users: sc.load.users,
             think_ms: sc.load.think.0.as_secs_f64() * 1000.0,
             backends: sc.topology.backends,

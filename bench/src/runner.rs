@@ -11,8 +11,9 @@ use crate::lab::{Lab, Launcher, Stop};
 use crate::record;
 use crate::redis_server::RedisServer;
 use crate::render;
-use crate::report::{CellReport, ScenarioReport};
+use crate::report::{CellReport, RateLimit, ScenarioReport};
 use crate::scenario::{self, Scenario};
+use crate::sessions::SessionStore;
 
 /// Options of `tether-bench run`.
 #[derive(Clone, Debug)]
@@ -141,9 +142,27 @@ async fn run_scenario(
         let dir = opts.out.join("logs").join(&sc.name).join(cell.slug());
         std::fs::create_dir_all(&dir)?;
         let launcher = launcher(sc, axis)?;
+        if let Launcher::Demo { variant, .. } = &launcher {
+            cell.cart_write = sc
+                .flow
+                .iter()
+                .any(|f| f.write && f.concurrent > 1)
+                .then(|| {
+                    match variant.sessions {
+                        SessionStore::Local => "in-process",
+                        SessionStore::Shared => variant.cart_write.name(),
+                        _ => "token",
+                    }
+                    .to_string()
+                });
+            cell.rate_limit = (variant.rate_limit > 0).then(|| RateLimit {
+                per_s: variant.rate_limit,
+                store: variant.rate_store.name().into(),
+            });
+        }
         let needs_redis = !sc.targets_redis()
             && match &launcher {
-                Launcher::Demo { sessions, .. } => sessions.uses_redis(),
+                Launcher::Demo { variant, .. } => variant.uses_redis(),
                 Launcher::App { spec, variant } => spec.variant_uses_redis(variant),
             };
         let redis_url = match (needs_redis, redis) {
@@ -220,16 +239,20 @@ fn launcher(sc: &Scenario, axis: &str) -> anyhow::Result<Launcher> {
                 .find(|v| v.name == axis)
                 .context("unknown variant")?,
         },
-        None => Launcher::Demo {
-            bench: bench_exe()?,
-            token_ttl_ms: sc.token_ttl(axis).map_or(0, |d| d.as_millis() as u64),
-            sessions: *sc
-                .matrix
-                .sessions
-                .iter()
-                .find(|s| s.name() == axis)
-                .context("unknown session store")?,
-        },
+        None => {
+            let variant = sc
+                .shop_variants()
+                .into_iter()
+                .find(|v| v.name == axis)
+                .context("unknown shop variant")?;
+            Launcher::Demo {
+                bench: bench_exe()?,
+                token_ttl_ms: sc
+                    .token_ttl(variant.sessions.name())
+                    .map_or(0, |d| d.as_millis() as u64),
+                variant,
+            }
+        }
     })
 }
 

@@ -7,9 +7,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{rate_figures, RateFigures};
 use crate::load::{revocation, LoadResult, Outcome, Revocation, Sample};
 use crate::phases::{phases, Phase};
 use crate::theory::Theory;
+use crate::writes::{writes, Writes};
+use crate::ws_figures::{ws_figures, WsFigures};
 
 /// Latency percentiles in milliseconds.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -126,65 +129,17 @@ pub struct CellStats {
     pub phases: Vec<Phase>,
     /// Present when users logged out and an attacker replayed their cookies.
     pub revocation: Option<Revocation>,
+    /// Writes acknowledged, and lost by the store.
+    #[serde(flatten)]
+    pub writes: Writes,
+    /// Present when users held WebSockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<WsFigures>,
+    /// Present when a rate limit refused requests (429): what it let through per user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateFigures>,
     /// The figures the scenario's events predict, each beside its theory (empty: no theory).
     pub theory: Vec<Theory>,
-}
-
-impl CellStats {
-    /// Value of a metric named in an expectation (`scenario::METRICS`); `None` when it has no
-    /// value in this cell (a share that was never reached).
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        let so = self.scale_out.as_ref();
-        Some(match name {
-            "requests" => self.requests as f64,
-            "errors" => self.errors as f64,
-            "error_rate" => self.error_rate,
-            "sessions_started" => self.sessions_started as f64,
-            "sessions_lost" => self.sessions_lost as f64,
-            "sessions_lost_ratio" => self.sessions_lost_ratio,
-            "users_lost_ratio" => self.users_lost_ratio,
-            "users_lost" => self.users_lost as f64,
-            "p50_ms" => self.latency_ms.p50,
-            "p90_ms" => self.latency_ms.p90,
-            "p99_ms" => self.latency_ms.p99,
-            "p999_ms" => self.latency_ms.p999,
-            "max_ms" => self.latency_ms.max,
-            "sticky_ratio" => self.sticky_ratio,
-            "max_mean_load" => self.max_mean_load,
-            "fair_share_50_s" => so?.fair_share_50_s?,
-            "fair_share_90_s" => so?.fair_share_90_s?,
-            "send_lag_p99_ms" => self.send_lag_ms.p99,
-            "revocation_window_max_ms" => self.revocation.as_ref()?.window_max_ms,
-            "revocation_still_open" => self.revocation.as_ref()?.still_open as f64,
-            "service_p99_ms" => self.service_ms.p99,
-            _ => return None,
-        })
-    }
-}
-
-impl CellStats {
-    /// Judges a `METRIC_min` / `METRIC_max` key against `limit`: the measured value and whether
-    /// it held. Only "never reached" has no value: slower than any minimum, over any maximum.
-    pub fn judge(&self, key: &str, limit: f64) -> (Option<f64>, bool) {
-        // `theory:METRIC`: the distance from the theory's value, within its tolerance.
-        if let Some(m) = key.strip_prefix("theory:") {
-            return match self.theory.iter().find(|t| t.metric == m) {
-                Some(t) => (Some((t.measured - t.expected).abs()), t.holds),
-                None => (None, false),
-            };
-        }
-        let (metric, is_min) = match key.strip_suffix("_min") {
-            Some(m) => (m, true),
-            None => (key.strip_suffix("_max").unwrap_or(key), false),
-        };
-        let value = self.metric(metric);
-        let pass = match value {
-            Some(v) if is_min => v >= limit,
-            Some(v) => v <= limit,
-            None => is_min,
-        };
-        (value, pass)
-    }
 }
 
 /// The share of p99 from which the generator's own send lag counts as dominating it. Latency
@@ -231,6 +186,7 @@ pub fn compute(
         sessions_started: r.samples.iter().filter(ok_login).count() as u64,
         sessions_lost: r.samples.iter().filter(|x| x.lost.is_some()).count() as u64,
         late_sends: r.samples.iter().filter(|x| x.late).count() as u64,
+        writes: writes(r),
         ..Default::default()
     };
     // Users are the identities that sent at least one request, not every identity handed out.
@@ -308,6 +264,8 @@ pub fn compute(
     s.timeline = timeline(r, bucket);
     s.phases = phases(r, marks);
     s.revocation = revocation(&r.replays);
+    s.rate = rate_figures(r);
+    s.ws = ws_figures(r);
     s.scale_out = added.map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
     s
 }

@@ -4,7 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::rate_figures;
 use crate::load::{LoadResult, Outcome};
+use crate::rate_theory::{predict, RateCell};
+use crate::writes::rmw_losses;
+use crate::ws_theory;
 
 /// z for a two-sided 99% normal interval: a figure outside it is off, not unlucky.
 const Z99: f64 = 2.576;
@@ -40,6 +44,16 @@ pub struct Setup<'a> {
     pub token_ttl: Option<f64>,
     /// Time between the attacker's replays (s).
     pub replay_every: f64,
+    /// The shop's rate limit: L per second, and where it counts (`memory`, `redis`).
+    pub rate_limit: Option<(f64, &'a str)>,
+    /// How the shop applies concurrent cart adds (`in-process`, `rmw`, `atomic`, `token`).
+    pub cart_write: Option<&'a str>,
+    /// The pool's drain_timeout (s), when the scenario sets one.
+    pub drain_timeout: Option<f64>,
+    /// How long the users acted (s).
+    pub duration: f64,
+    /// A user's mean time between actions (s).
+    pub think: f64,
 }
 
 fn figure(metric: &str, expected: f64, tolerance: f64, measured: f64, basis: String) -> Theory {
@@ -99,6 +113,48 @@ pub fn derive(r: &LoadResult, s: &Setup) -> Vec<Theory> {
     }
     if let Some(rv) = revocation(r, s) {
         out.push(rv);
+    }
+    if r.samples.iter().any(|x| x.ws.is_some()) {
+        for (metric, expected, tolerance, measured, basis) in
+            ws_theory::predict(r, &s.events, s.drain_timeout)
+        {
+            out.push(figure(metric, expected, tolerance, measured, basis));
+        }
+    }
+    let lost_updates = r.samples.iter().map(|x| f64::from(x.missing)).sum();
+    match s.cart_write {
+        Some(how @ ("in-process" | "atomic")) => out.push(figure(
+            "lost_updates",
+            0.0,
+            0.0,
+            lost_updates,
+            format!("{how} updates apply concurrent adds one after another: none is lost"),
+        )),
+        Some("rmw") => {
+            let expected = rmw_losses(r) as f64;
+            out.push(figure(
+                "lost_updates",
+                expected,
+                0.1 * expected,
+                lost_updates,
+                "every add of a burst reads the cart before the first writes it back, and the last write-back keeps one of them: acknowledged - 1 per burst read back (from the record); +/- 10%".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let (Some((per_s, store)), Some(f)) = (s.rate_limit, rate_figures(r)) {
+        let cell = RateCell {
+            per_s,
+            store,
+            affinity: s.affinity,
+            backends: s.backends,
+            kill_at: killed.map(|k| k.0),
+            duration: s.duration,
+            think: s.think,
+        };
+        for (metric, expected, tolerance, measured, basis) in predict(&f, &cell) {
+            out.push(figure(metric, expected, tolerance, measured, basis));
+        }
     }
     let redis_kill = s
         .events

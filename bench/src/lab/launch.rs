@@ -11,8 +11,7 @@ use hyper::Method;
 use tokio::time::Instant;
 
 use crate::procs::Proc;
-use crate::scenario::{fill, AppSpec, Variant};
-use crate::sessions::SessionStore;
+use crate::scenario::{fill, AppSpec, ShopVariant, Variant};
 use crate::util::free_port;
 
 /// What a cell's backends are.
@@ -22,8 +21,8 @@ pub enum Launcher {
     Demo {
         /// This executable.
         bench: PathBuf,
-        /// Where its sessions live.
-        sessions: SessionStore,
+        /// Its session store and options.
+        variant: ShopVariant,
         /// `--token-ttl-ms` (0: tokens never expire).
         token_ttl_ms: u64,
     },
@@ -63,7 +62,7 @@ impl Launcher {
         match self {
             Launcher::Demo {
                 bench,
-                sessions,
+                variant,
                 token_ttl_ms,
             } => {
                 let listen = at.addr.map_or("127.0.0.1:0".into(), |a| a.to_string());
@@ -74,10 +73,11 @@ impl Launcher {
                     "--listen".into(),
                     listen,
                     "--sessions".into(),
-                    sessions.name().into(),
+                    variant.sessions.name().into(),
                     "--token-ttl-ms".into(),
                     token_ttl_ms.to_string(),
                 ];
+                args.extend(variant.args());
                 if let Some(url) = at.redis_url {
                     args.extend(["--redis".to_string(), url.to_string()]);
                 }

@@ -59,7 +59,7 @@ impl<'a> Lab<'a> {
     ) -> Lab<'a> {
         let ids = scenario::backend_ids(sc);
         let axis = match &launcher {
-            Launcher::Demo { sessions, .. } => sessions.name().to_string(),
+            Launcher::Demo { variant, .. } => variant.name.clone(),
             Launcher::App { variant, .. } => variant.name.clone(),
         };
         Lab {
@@ -129,9 +129,9 @@ impl<'a> Lab<'a> {
                 give_up: self.sc.load.replay_for.0,
                 timeout: self.sc.load.timeout.0,
             },
-            flow: match &self.sc.app {
-                Some(_) => self.sc.flow.clone(),
-                None => demo_flow(),
+            flow: match self.sc.flow.is_empty() {
+                false => self.sc.flow.clone(),
+                true => demo_flow(),
             },
         };
         let progress = Arc::new(Progress::default());

@@ -11,8 +11,10 @@ mod outcome;
 mod pacing;
 mod progress;
 mod replay;
+mod send;
 mod spec;
 mod user;
+mod ws;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub use self::progress::Progress;
 pub use self::replay::{revocation, Probe, Replay, Revocation};
 pub use self::spec::LoadSpec;
 use self::user::User;
+pub use self::ws::WS_KINDS;
 
 /// Runs `spec` to its end and returns what the users saw.
 /// Users start acting at `start` (so the caller can time events against the same clock).

@@ -47,6 +47,13 @@ pub struct Sample {
     /// On an action's first request: how late the generator's timer fired when the user was
     /// idle and waiting (`None`: not an action's first request, or sent late behind a slow one).
     pub lag: Option<Duration>,
+    /// On a WebSocket step: `open` (a connection attempt), `echo` (a message and its echo) or
+    /// `drop` (the connection ended under the user).
+    pub ws: Option<&'static str>,
+    /// A request of a step that writes (`write = true`).
+    pub write: bool,
+    /// On a read that checks the session's writes: how many of them it came back without.
+    pub missing: u32,
     /// On an action's first request: it went out late because the user's previous request
     /// was still running; its latency includes that wait.
     pub late: bool,
@@ -73,6 +80,9 @@ impl Sample {
             lost: None,
             lag: None,
             late: false,
+            ws: None,
+            write: false,
+            missing: 0,
         }
     }
 }

@@ -2,7 +2,6 @@
 //! first step and running the other steps as one action, checking that the session and its
 //! writes are still there, and recording what it saw.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +14,11 @@ use super::outcome::{LoadResult, Loss, Outcome, Sample};
 use super::pacing::wait_until;
 use super::progress::Progress;
 use super::replay::{replay, Replay};
+use super::send::{backend_of, build, burst, judge, prepare, send, source_ip, Prepared};
 use super::spec::LoadSpec;
-use crate::http::{self, Jar, Reply, Sender};
-use crate::scenario::{fill, FlowStep};
-
-/// The source address of identity `n`: 127.1.0.1, 127.1.0.2, ... (x.y.0 and .255 skipped).
-pub fn source_ip(n: u32) -> IpAddr {
-    let a = 1 + n / (256 * 254);
-    let b = (n / 254) % 256;
-    let c = n % 254 + 1;
-    IpAddr::V4(Ipv4Addr::new(127, a.min(255) as u8, b as u8, c as u8))
-}
+use super::ws::Hold;
+use crate::http::{Jar, Reply, Sender};
+use crate::scenario::FlowStep;
 
 /// A virtual user: while the run lasts, a sequence of visitors (identities), each with a
 /// fresh jar, address and connections.
@@ -144,21 +137,18 @@ impl User {
             expect_status: Vec::new(),
             write: false,
             expect_writes: false,
+            concurrent: 1,
+            websocket: false,
         };
-        let at = Instant::now();
-        let i = self.spec.flow.len();
-        let (o, _) = self
-            .exec(
-                target,
-                Method::POST,
-                "/logout",
-                Bytes::new(),
-                &[],
-                at,
-                i,
-                &step,
-            )
-            .await;
+        let logout = Prepared {
+            method: Method::POST,
+            path: "/logout".into(),
+            body: Bytes::new(),
+            headers: Vec::new(),
+            nonce: String::new(),
+        };
+        let (at, i) = (Instant::now(), self.spec.flow.len());
+        let (o, _) = self.exec(target, &logout, at, i, &step).await;
         if o == Outcome::Ok {
             let addr = self.spec.targets[target];
             let who = (self.identity, self.session);
@@ -195,8 +185,17 @@ impl User {
         s.actions += 1;
         let mut previous = s.on.clone();
         for i in 1..self.spec.flow.len() {
+            if self.spec.flow[i].websocket {
+                self.pacing = None;
+                let who = (self.identity, self.session, i);
+                let progress = Arc::clone(&self.progress);
+                let jar = self.jar.header();
+                let hold = Hold::new(&self.spec, target, who, jar, self.start, progress);
+                self.out.samples.extend(hold.run().await);
+                return Some(s);
+            }
             let at = if i == 1 { intended } else { Instant::now() };
-            let (o, reply, nonce) = self.step(target, i, at, s.actions).await;
+            let (o, reply, nonces) = self.step(target, i, at, s.actions).await;
             let backend = reply.as_ref().and_then(backend_of);
             let loss = |reason| Lost {
                 reason,
@@ -211,12 +210,17 @@ impl User {
                     if step.expect_writes {
                         let body = reply.as_ref().map(|r| &r.body[..]).unwrap_or_default();
                         let body = String::from_utf8_lossy(body);
-                        if !s.writes.iter().all(|w| body.contains(w.as_str())) {
+                        let missing = s.writes.iter().filter(|w| !body.contains(w.as_str()));
+                        let missing = missing.count() as u32;
+                        if missing > 0 {
+                            if let Some(x) = self.out.samples.last_mut() {
+                                x.missing = missing;
+                            }
                             return self.lost(loss("write missing"), &s);
                         }
                     }
                     if step.write {
-                        s.writes.push(nonce);
+                        s.writes.extend(nonces);
                     }
                 }
                 Outcome::NoSession => return self.lost(loss("session not found"), &s),
@@ -249,39 +253,60 @@ impl User {
         None
     }
 
-    /// Sends flow step `i` with its placeholders filled; returns the outcome, the reply and
-    /// the nonce it carried.
+    /// Flow step `i` with its placeholders filled and a fresh nonce.
+    fn prepare(&mut self, i: usize, n: u32) -> Prepared {
+        self.nonces += 1;
+        prepare(&self.spec.flow[i], i, n, self.identity, self.nonces)
+    }
+
+    /// Sends flow step `i` (`concurrent` copies of it at once, each on a connection of its
+    /// own, when the step asks for that); returns the outcome (a lost session if any copy
+    /// showed one, else success if any copy succeeded), a reply, and the nonces that were
+    /// accepted.
     async fn step(
         &mut self,
         target: usize,
         i: usize,
         intended: Instant,
         n: u32,
-    ) -> (Outcome, Option<Reply>, String) {
-        self.nonces += 1;
-        let nonce = format!("n{:x}x{:x}z", self.identity, self.nonces);
-        let (user, step, n) = (self.identity.to_string(), i.to_string(), n.to_string());
-        let values = [
-            ("nonce", nonce.as_str()),
-            ("user", user.as_str()),
-            ("step", step.as_str()),
-            ("n", n.as_str()),
-        ];
+    ) -> (Outcome, Option<Reply>, Vec<String>) {
         // A handle of its own, so the step can be read while `exec` borrows the user mutably.
         let all = Arc::clone(&self.spec);
         let spec = &all.flow[i];
-        let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
-        let path = fill(&spec.path, &values);
-        let body = Bytes::from(fill(&spec.body, &values));
-        let headers: Vec<(String, String)> = spec
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), fill(v, &values)))
-            .collect();
-        let (o, reply) = self
-            .exec(target, method, &path, body, &headers, intended, i, spec)
-            .await;
-        (o, reply, nonce)
+        if spec.concurrent <= 1 {
+            let p = self.prepare(i, n);
+            let (o, reply) = self.exec(target, &p, intended, i, spec).await;
+            return (o, reply, vec![p.nonce]);
+        }
+        let (addr, source, timeout) = (
+            self.spec.targets[target],
+            source_ip(self.identity),
+            self.spec.timeout,
+        );
+        let cookie = self.jar.header();
+        let mut reqs = Vec::new();
+        let mut nonces = Vec::new();
+        for _ in 0..spec.concurrent {
+            let p = self.prepare(i, n);
+            reqs.push(build(&p, addr, cookie.as_deref()));
+            nonces.push(p.nonce);
+        }
+        let done = burst(reqs, addr, source, timeout).await;
+        let (mut outcome, mut last, mut ok) = (Outcome::Error("no reply".into()), None, Vec::new());
+        for ((r, sent, finished), nonce) in done.into_iter().zip(nonces) {
+            let (o, reply) = self.record(r, intended, sent, finished, i, spec);
+            if o == Outcome::Ok {
+                ok.push(nonce);
+            }
+            // A copy that lost the session decides; else one that succeeded does.
+            outcome = match (outcome, o) {
+                (Outcome::NoSession, _) | (_, Outcome::NoSession) => Outcome::NoSession,
+                (Outcome::Ok, _) | (_, Outcome::Ok) => Outcome::Ok,
+                (_, e) => e,
+            };
+            last = reply.or(last);
+        }
+        (outcome, last, ok)
     }
 
     /// A new visitor: fresh jar, fresh source address, fresh connections.
@@ -292,74 +317,43 @@ impl User {
         self.conns.iter_mut().for_each(|c| *c = None);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends one request on the user's connection to `target` and records it.
     async fn exec(
         &mut self,
         target: usize,
-        method: Method,
-        path: &str,
-        body: Bytes,
-        headers: &[(String, String)],
+        p: &Prepared,
         intended: Instant,
         step: usize,
         expect: &FlowStep,
     ) -> (Outcome, Option<Reply>) {
         let addr = self.spec.targets[target];
-        let source = source_ip(self.identity);
-        let cookie = self.jar.header();
-        let Ok(uri) = path.parse::<hyper::Uri>() else {
-            return (Outcome::Error(format!("bad path {path:?}")), None);
-        };
-        let mut req = http::request(method, addr, path, body, cookie.as_deref());
-        *req.uri_mut() = uri;
-        for (k, v) in headers {
-            if let (Ok(k), Ok(v)) = (
-                hyper::header::HeaderName::from_bytes(k.as_bytes()),
-                hyper::header::HeaderValue::from_str(v),
-            ) {
-                req.headers_mut().insert(k, v);
-            }
-        }
-        let slot = &mut self.conns[target];
         let sent = Instant::now();
-        let attempt = async {
-            if slot.is_none() {
-                *slot = Some(
-                    http::connect(addr, Some(source))
-                        .await
-                        .map_err(|e| format!("connect: {}", e.kind()))?,
-                );
+        let result = match build(p, addr, self.jar.header().as_deref()) {
+            Ok(req) => {
+                let (source, timeout) = (source_ip(self.identity), self.spec.timeout);
+                send(&mut self.conns[target], addr, source, req, timeout).await
             }
-            let sender = slot.as_mut().expect("just connected");
-            http::send(sender, req).await.map_err(|e| {
-                if e.is_incomplete_message() {
-                    "connection closed".to_string()
-                } else {
-                    format!("http: {e}")
-                }
-            })
+            Err(e) => Err(e),
         };
-        let result = match tokio::time::timeout(self.spec.timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err("timeout".to_string()),
-        };
-        let finished = Instant::now();
+        self.record(result, intended, sent, Instant::now(), step, expect)
+    }
+
+    /// Takes a request's result into the jar, the live counters and the samples.
+    fn record(
+        &mut self,
+        result: Result<Reply, String>,
+        intended: Instant,
+        sent: Instant,
+        finished: Instant,
+        step: usize,
+        expect: &FlowStep,
+    ) -> (Outcome, Option<Reply>) {
         let (outcome, reply) = match result {
             Ok(r) => {
                 self.jar.absorb(&r.headers);
-                let o = match r.status {
-                    s if expect.status_ok(s) => Outcome::Ok,
-                    // Step 0 has no session to lose: anything unexpected there is an error.
-                    s if s < 500 && step > 0 => Outcome::NoSession,
-                    s => Outcome::Error(s.to_string()),
-                };
-                (o, Some(r))
+                (judge(r.status, step, expect), Some(r))
             }
-            Err(e) => {
-                // The connection state is unknown after a failure: never reuse it.
-                self.conns[target] = None;
-                (Outcome::Error(e), None)
-            }
+            Err(e) => (Outcome::Error(e), None),
         };
         self.progress.requests.fetch_add(1, Ordering::Relaxed);
         if matches!(outcome, Outcome::Error(_)) {
@@ -376,24 +370,11 @@ impl User {
             identity: self.identity,
             lag: pacing.flatten(),
             late: matches!(pacing, Some(None)),
+            write: expect.write,
             ..Sample::timed(since(intended), since(sent), since(finished))
         });
         (outcome, reply)
     }
-}
-
-/// Which backend answered: the app's own `x-backend-id`, else the backend tether names in its
-/// explain header (`x-tether-affinity: <why>; backend=<id>`, on in app cells).
-fn backend_of(r: &Reply) -> Option<Arc<str>> {
-    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(id) = header("x-backend-id") {
-        return Some(Arc::from(id));
-    }
-    let explain = header("x-tether-affinity")?;
-    let id = explain
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("backend="))?;
-    Some(Arc::from(id))
 }
 
 /// A session in progress: what it wrote, how many actions it did, where it started.
@@ -410,17 +391,4 @@ struct Lost {
     step: usize,
     backend: Option<Arc<str>>,
     previous: Option<Arc<str>>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn source_addresses_are_distinct_loopback() {
-        let ips: std::collections::HashSet<_> = (0..2000).map(source_ip).collect();
-        assert_eq!(ips.len(), 2000);
-        assert_eq!(source_ip(0), IpAddr::V4(Ipv4Addr::new(127, 1, 0, 1)));
-        assert!(ips.iter().all(|ip| ip.is_loopback()));
-    }
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
+use super::figures::figure_lines;
 use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines, LEGEND};
 use crate::report::ScenarioReport;
@@ -52,6 +53,13 @@ pub fn html(r: &ScenarioReport) -> String {
     for t in theory {
         let class = if t.ends_with("OFF") { "bad" } else { "" };
         let _ = write!(out, "<li class=\"{class}\">{}</li>", esc(&t));
+    }
+    let figures = figure_lines(r);
+    if !figures.is_empty() {
+        let _ = write!(out, "</ul><h2>Figures</h2><ul>");
+    }
+    for f in figures {
+        let _ = write!(out, "<li>{}</li>", esc(&f));
     }
     let _ = write!(out, "</ul><h2>Results</h2><table><tr>");
     for h in &head {

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::figures::figure_lines;
 use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::ScenarioReport;
@@ -44,6 +45,13 @@ pub fn markdown(r: &ScenarioReport) -> String {
         );
     }
     for line in lines {
+        let _ = writeln!(out, "- {line}");
+    }
+    let figures = figure_lines(r);
+    if !figures.is_empty() {
+        let _ = writeln!(out, "\n## Figures\n");
+    }
+    for line in figures {
         let _ = writeln!(out, "- {line}");
     }
     let _ = writeln!(out, "\n## Checks\n");

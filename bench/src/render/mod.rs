@@ -2,6 +2,7 @@
 //! report.md, SVG charts, index.html), a suite index and JUnit XML.
 
 mod charts;
+mod figures;
 mod html;
 mod junit;
 mod markdown;

@@ -85,6 +85,7 @@ mod tests {
             token_ttl_s: None,
             access_ttl_s: None,
             replay_every_s: 0.1,
+            drain_timeout_s: None,
             users: 1,
             think_ms: 1.0,
             backends: 4,

@@ -131,6 +131,8 @@ pub fn theory_lines(r: &ScenarioReport) -> Vec<String> {
             let v = |x: f64| {
                 if t.metric.ends_with("_ratio") {
                     format!("{:.1}%", x * 100.0)
+                } else if t.metric.ends_with("_s") {
+                    format!("{x:.2}")
                 } else {
                     format!("{x:.0}")
                 }

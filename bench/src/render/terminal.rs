@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::figures::figure_lines;
 use super::repeats::repeat_lines;
 use super::rows::{latency_notes, phase_line, rows, theory_lines};
 use crate::report::{CellReport, ScenarioReport};
@@ -108,6 +109,9 @@ pub fn table(r: &ScenarioReport) -> String {
             .collect();
         let _ = writeln!(out, "sessions lost {}: {}", c.name(), kinds.join(", "));
     }
+    for line in figure_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
     for c in r.cells.iter().filter(|c| c.ran) {
         if let Some(rv) = &c.stats.revocation {
             let _ = writeln!(
@@ -194,6 +198,7 @@ mod tests {
             token_ttl_s: None,
             access_ttl_s: None,
             replay_every_s: 0.1,
+            drain_timeout_s: None,
             users: 1,
             think_ms: 1.0,
             backends: 1,

@@ -39,6 +39,13 @@ pub const THEORY_METRICS: &[&str] = &[
     "users_lost",
     "sessions_lost",
     "revocation_window_max_ms",
+    "admitted_per_user_s",
+    "admitted_peak_1s",
+    "lost_updates",
+    "ws_killed_dropped",
+    "ws_kill_drop_spread_ms",
+    "ws_drained_dropped",
+    "ws_drain_close_s",
 ];
 
 /// Metrics an expectation may name (see `stats::CellStats::metric`).
@@ -64,4 +71,11 @@ pub const METRICS: &[&str] = &[
     "revocation_window_max_ms",
     "revocation_still_open",
     "service_p99_ms",
+    "admitted_per_user_s",
+    "admitted_peak_1s",
+    "limited",
+    "lost_updates",
+    "writes_acked",
+    "ws_reconnects",
+    "ws_messages_lost",
 ];

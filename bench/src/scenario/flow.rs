@@ -37,6 +37,18 @@ pub struct FlowStep {
     /// The response body must contain every nonce the session wrote.
     #[serde(default)]
     pub expect_writes: bool,
+    /// Sent this many times at once, each copy with its own `{nonce}` on a connection of its
+    /// own, with the same cookies (one user's concurrent requests).
+    #[serde(default = "one")]
+    pub concurrent: u32,
+    /// Opens a WebSocket on `path` and holds it for the rest of the run, a message every think
+    /// time (echoed by the server), reconnecting when it drops. The last step of a flow.
+    #[serde(default)]
+    pub websocket: bool,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_method() -> String {
@@ -113,6 +125,19 @@ pub fn check_flow(flow: &[FlowStep]) -> anyhow::Result<()> {
             "{key}.write: the step writes nothing checkable (put {{nonce}} in its path or body)"
         );
         anyhow::ensure!(
+            (1..=64).contains(&s.concurrent),
+            "{key}.concurrent: {} is not between 1 and 64",
+            s.concurrent
+        );
+        anyhow::ensure!(
+            i > 0 || s.concurrent == 1,
+            "{key}.concurrent: the first step starts the session; it cannot be sent concurrently"
+        );
+        anyhow::ensure!(
+            !s.websocket || (i > 0 && i + 1 == flow.len() && s.method == "GET"),
+            "{key}.websocket: a WebSocket is a GET and the last step, after the first"
+        );
+        anyhow::ensure!(
             !s.expect_writes || flow[..i].iter().any(|p| p.write),
             "{key}.expect_writes: no earlier step has write = true"
         );
@@ -130,6 +155,8 @@ pub fn demo_flow() -> Vec<FlowStep> {
         expect_status: Vec::new(),
         write,
         expect_writes,
+        concurrent: 1,
+        websocket: false,
     };
     vec![
         step("POST", "/login", false, false),
@@ -153,5 +180,9 @@ mod tests {
         f[1].body = "{nonse}".into();
         let e = check_flow(&f).unwrap_err().to_string();
         assert!(e.contains("flow[1].body") && e.contains("{nonse}"), "{e}");
+        let mut f = demo_flow();
+        f[0].concurrent = 2;
+        let e = check_flow(&f).unwrap_err().to_string();
+        assert!(e.contains("flow[0].concurrent"), "{e}");
     }
 }

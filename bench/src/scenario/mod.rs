@@ -9,6 +9,7 @@ mod flow;
 mod model;
 mod placeholder;
 mod quick;
+mod shop;
 mod validate;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ pub use self::event::{Action, EventSpec};
 pub use self::flow::{check_flow, demo_flow, load_flow, FlowStep};
 pub use self::model::{backend_ids, Scenario, REDIS};
 pub use self::placeholder::fill;
+pub use self::shop::ShopVariant;
 use self::validate::validate;
 
 /// Loads a scenario; a suite (`include = [...]`) yields its members in order.

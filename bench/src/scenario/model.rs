@@ -11,6 +11,7 @@ use super::duration::Dur;
 use super::event::EventSpec;
 use super::expect::Expect;
 use super::flow::FlowStep;
+use super::shop::{ShopSpec, ShopVariant};
 use crate::sessions::SessionStore;
 
 /// One scenario file, as parsed (see `validate` for what serde cannot check).
@@ -51,7 +52,11 @@ pub struct Scenario {
     pub expects: Vec<Expect>,
     /// The user's own service as the backends (absent: the demo shop).
     pub app: Option<AppSpec>,
-    /// What a virtual user does against an `[app]` (the demo shop has its own flow).
+    /// The demo shop's variants (`[[shop.variant]]`), in place of `[matrix] sessions`.
+    #[serde(default)]
+    pub shop: ShopSpec,
+    /// What a virtual user does (required with an `[app]`; for the demo shop, in place of its
+    /// own flow).
     #[serde(default, rename = "flow")]
     pub flow: Vec<FlowStep>,
     /// A flow file (only `[[flow]]` tables) instead of inline steps, relative to this file.
@@ -181,7 +186,7 @@ pub struct Quick {
     pub affinity: Option<Vec<String>>,
     /// Fewer session stores.
     pub sessions: Option<Vec<SessionStore>>,
-    /// Fewer app variants (by name).
+    /// Fewer app or shop variants (by name).
     pub variants: Option<Vec<String>>,
 }
 
@@ -199,12 +204,17 @@ impl Scenario {
     pub fn axis(&self) -> Vec<String> {
         match &self.app {
             Some(app) => app.variants().into_iter().map(|v| v.name).collect(),
-            None => self
-                .matrix
-                .sessions
-                .iter()
-                .map(|s| s.name().to_string())
-                .collect(),
+            None => self.shop_variants().into_iter().map(|v| v.name).collect(),
+        }
+    }
+
+    /// The demo shop's variants: `[[shop.variant]]`, else one per `[matrix] sessions` store.
+    pub fn shop_variants(&self) -> Vec<ShopVariant> {
+        if self.shop.variants.is_empty() {
+            let plain = self.matrix.sessions.iter().copied();
+            plain.map(ShopVariant::of_store).collect()
+        } else {
+            self.shop.variants.clone()
         }
     }
 
@@ -233,7 +243,7 @@ impl Scenario {
         !self.targets_redis()
             && match &self.app {
                 Some(app) => app.uses_redis(),
-                None => self.matrix.sessions.iter().any(|s| s.uses_redis()),
+                None => self.shop_variants().iter().any(ShopVariant::uses_redis),
             }
     }
 }

@@ -28,8 +28,11 @@ impl Scenario {
         if let Some(s) = self.quick.sessions.clone() {
             self.matrix.sessions = s;
         }
-        if let (Some(keep), Some(app)) = (self.quick.variants.clone(), &mut self.app) {
-            app.variants.retain(|v| keep.contains(&v.name));
+        if let Some(keep) = self.quick.variants.clone() {
+            if let Some(app) = &mut self.app {
+                app.variants.retain(|v| keep.contains(&v.name));
+            }
+            self.shop.variants.retain(|v| keep.contains(&v.name));
         }
         self
     }

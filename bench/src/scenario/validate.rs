@@ -51,11 +51,14 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
             app.check()?;
             check_flow(&sc.flow)?;
         }
-        None => anyhow::ensure!(
-            sc.flow.is_empty(),
-            "flow: steps need an [app] (the demo shop runs its own flow)"
-        ),
+        None if sc.flow.is_empty() => {}
+        None => check_flow(&sc.flow)?,
     }
+    anyhow::ensure!(
+        sc.app.is_none() || sc.shop.variants.is_empty(),
+        "shop.variant: an [app] scenario has [[app.variant]] instead"
+    );
+    sc.shop.check()?;
     let axis = sc.axis();
     for (i, x) in sc.expects.iter().enumerate() {
         for m in &x.within_theory {
