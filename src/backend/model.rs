@@ -177,7 +177,8 @@ impl Backend {
 
     /// Counts a request as started; it stays in flight until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let before = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.idle.note_busy(before + 1);
         InFlight(Arc::clone(self))
     }
 
@@ -191,7 +192,10 @@ impl Backend {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| InFlight(Arc::clone(self)))
+            .map(|before| {
+                self.idle.note_busy(before + 1);
+                InFlight(Arc::clone(self))
+            })
     }
 
     /// The operator's setting.

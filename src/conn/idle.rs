@@ -46,7 +46,10 @@ pub enum Reuse {
 /// push or a pop and never across an await: uncontended in a current-thread runtime.
 struct Queue {
     items: Mutex<Vec<Idle>>,
+    /// The configured `max_idle_per_backend`.
     max: usize,
+    /// What the stack may hold now: `max`, or more after a burst (see [`IdleConns::note_busy`]).
+    room: AtomicUsize,
     /// `items.len()` as of the last change, read without the lock to skip empty stacks (the
     /// maintenance tick visits every backend's stack of every worker).
     held: AtomicUsize,
@@ -60,7 +63,7 @@ impl Queue {
     /// Adds `idle` (a live one on top, a parked one at the bottom); when full, gives it back.
     fn push(&self, idle: Idle) -> Result<(), Idle> {
         let mut items = self.lock();
-        if items.len() >= self.max {
+        if items.len() >= self.room.load(Ordering::Relaxed) {
             return Err(idle);
         }
         match idle {
@@ -91,7 +94,15 @@ pub struct IdleConns {
     /// One shared HTTP/2 connection per worker thread, so that no worker's requests cross to
     /// another thread's connection task.
     h2: Vec<ArcSwapOption<http2::SendRequest<ClientBody>>>,
+    /// Most requests in flight to the backend at once since the last maintenance pass.
+    peak: AtomicUsize,
+    /// Recent peaks, decaying: the concurrency whose connections are worth keeping.
+    demand: AtomicUsize,
 }
+
+/// Share of the remembered demand forgotten at each maintenance pass (1/32 per 200 ms: half
+/// after about 4.5 s).
+const DEMAND_DECAY: usize = 32;
 
 impl std::fmt::Debug for IdleConns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,12 +125,32 @@ impl IdleConns {
                     Arc::new(Queue {
                         items: Mutex::new(Vec::new()),
                         max,
+                        room: AtomicUsize::new(max),
                         held: AtomicUsize::new(0),
                     })
                 })
                 .collect(),
             h2: (0..workers).map(|_| ArcSwapOption::empty()).collect(),
+            peak: AtomicUsize::new(0),
+            demand: AtomicUsize::new(0),
         }
+    }
+
+    /// Notes `in_flight` requests to the backend at once: after a burst, each worker's stack
+    /// keeps room for as many connections as the burst had in flight (the configured maximum
+    /// otherwise), so that the next burst reuses them instead of opening them again. Unused
+    /// ones still close after `keepalive_timeout`.
+    pub fn note_busy(&self, in_flight: usize) {
+        if in_flight > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(in_flight, Ordering::Relaxed);
+        }
+    }
+
+    /// Room each stack has now.
+    pub fn room(&self) -> usize {
+        self.queues
+            .first()
+            .map_or(0, |q| q.room.load(Ordering::Relaxed))
     }
 
     /// The HTTP/2 connection slot of the worker running on this thread.
@@ -224,7 +255,14 @@ impl IdleConns {
     /// closed, so that a burst's extra connections do not stay open until a request happens
     /// to come by, and parks the plain ones idle for `release` (see the module notes).
     pub fn expire(&self, keepalive: Duration, release: Option<Duration>) {
+        let remembered = self.demand.load(Ordering::Relaxed);
+        let demand = self
+            .peak
+            .swap(0, Ordering::Relaxed)
+            .max(remembered - remembered.div_ceil(DEMAND_DECAY));
+        self.demand.store(demand, Ordering::Relaxed);
         for queue in &self.queues {
+            queue.room.store(queue.max.max(demand), Ordering::Relaxed);
             expire(queue, keepalive, release);
         }
     }

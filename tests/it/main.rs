@@ -4,6 +4,7 @@ mod access_retries;
 mod admin_api;
 mod admin_flood;
 mod backend_queue;
+mod burst_reuse;
 mod check;
 mod common;
 mod connect_storm;
