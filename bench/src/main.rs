@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod dns_server;
 mod http;
 mod lab;
 mod load;
@@ -19,6 +20,7 @@ mod report;
 mod resp;
 mod revoke;
 mod runner;
+mod scale_in;
 mod scenario;
 mod sessions;
 mod stats;
