@@ -269,20 +269,33 @@ min_ttl = "500ms"
     }
 
     #[test]
-    fn tls_to_backends_by_name_without_tls_sni_is_a_warning() {
-        let text = GOOD
+    fn tls_without_tls_sni_warns_only_for_backends_known_by_address_alone() {
+        // By name, or discovered under a name: that name is the server name, no warning.
+        let named = GOOD
             .replace("127.0.0.1:9002", "app.internal:9002")
             .replace("balance = \"least_conn\"", "tls = true");
-        let c = parse(&text).unwrap();
+        let c = parse(&named).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let pool = |discover: &str| {
+            GOOD.replace(
+                "balance = \"least_conn\"",
+                &format!("tls = true\ndiscover = {{ {discover} }}"),
+            )
+        };
+        let c = parse(&pool("dns = \"app.internal\", port = 8443")).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // SRV: the backends are addresses of several targets; verification would use the IP.
+        let srv = pool("srv = \"_https._tcp.app.internal\"");
+        let c = parse(&srv).unwrap();
         assert!(
             c.warnings
                 .iter()
-                .any(|w| w.starts_with("pool.app.tls_sni (line 16)")),
+                .any(|w| w.starts_with("pool.app.tls_sni (line 9)")),
             "{:?}",
             c.warnings
         );
         let c =
-            parse(&text.replace("tls = true", "tls = true\ntls_sni = \"app.internal\"")).unwrap();
+            parse(&srv.replace("tls = true", "tls = true\ntls_sni = \"app.internal\"")).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 }

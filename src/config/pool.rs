@@ -116,6 +116,7 @@ pub(super) fn validate_pool(
                 id: id.clone(),
                 addr,
                 weight,
+                name: None,
             }),
             Some(BackendAddr::Named(host, port)) => named.push(NamedBackend {
                 id: id.clone(),
@@ -179,26 +180,15 @@ pub(super) fn validate_pool(
             .map(|c| crate::tls::resolve(base, std::path::Path::new(c.get_ref()))),
         sni: rp.tls_sni.as_ref().map(|s| s.get_ref().clone()),
     });
-    // SNI is per pool and defaults to the backend's IP, which certificates rarely name.
-    let by_name = rp
-        .backend
-        .iter()
-        .map(|b| &b.addr)
-        .find(|a| a.get_ref().parse::<std::net::SocketAddr>().is_err());
-    if let (Some(_), None, Some(at)) = (&tls, &rp.tls_sni, by_name) {
-        p.warn(
-            &format!("{key}.tls_sni"),
-            at,
-            "backends are reached by name over TLS, but SNI and verification use their IP \
-             address: set tls_sni to the name their certificate has",
-        );
-    }
-    if let (Some(_), None, Some(d)) = (&tls, &rp.tls_sni, &rp.discover) {
+    // Without tls_sni a backend reached by name is verified against that name; an SRV
+    // answer's backends have only addresses, which certificates rarely name.
+    let srv = rp.discover.as_ref().filter(|d| d.get_ref().srv.is_some());
+    if let (Some(_), None, Some(d)) = (&tls, &rp.tls_sni, srv) {
         p.warn(
             &format!("{key}.tls_sni"),
             d,
-            "discovered backends are reached over TLS by IP address: set tls_sni to the name \
-             their certificate has",
+            "backends discovered by SRV are reached over TLS by IP address: set tls_sni to \
+             the name their certificate has",
         );
     }
     if let Some(t) = &tls {

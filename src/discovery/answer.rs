@@ -104,9 +104,10 @@ pub fn normalize(mut targets: Vec<Target>) -> Vec<Target> {
     targets
 }
 
-/// The backends a source stands for after `answer`. A discovered backend's id is its address
-/// (`10.0.0.5:8080`, `[fd00::5]:8080`), so every tether instance asking the same name server
-/// gives a client the same cookie and hash position. A named backend keeps its current
+/// The backends a source stands for after `answer`, each with the name it is reached by (for
+/// TLS). A discovered backend's id is its address (`10.0.0.5:8080`, `[fd00::5]:8080`), so
+/// every tether instance asking the same name server gives a client the same cookie and hash
+/// position. A named backend keeps its current
 /// address while the answer still has it (round-robin DNS reorders answers; following the
 /// order would drain it for nothing), else takes the lowest.
 pub fn backends(source: &Source, answer: &Answer, current: &[BackendConfig]) -> Vec<BackendConfig> {
@@ -127,19 +128,28 @@ pub fn backends(source: &Source, answer: &Answer, current: &[BackendConfig]) -> 
                 id: n.id.clone(),
                 addr,
                 weight: n.weight,
+                name: Some(n.host.clone()),
             })
             .into_iter()
             .collect()
         }
-        Source::Discover(_) => answer
-            .targets
-            .iter()
-            .map(|t| BackendConfig {
-                id: t.addr.to_string(),
-                addr: t.addr,
-                weight: t.weight,
-            })
-            .collect(),
+        Source::Discover(d) => {
+            // An SRV answer's addresses belong to its records' targets, not to the SRV name.
+            let name = match &d.query {
+                DiscoverQuery::Dns { name, .. } => Some(name.clone()),
+                DiscoverQuery::Srv { .. } => None,
+            };
+            answer
+                .targets
+                .iter()
+                .map(|t| BackendConfig {
+                    id: t.addr.to_string(),
+                    addr: t.addr,
+                    weight: t.weight,
+                    name: name.clone(),
+                })
+                .collect()
+        }
     }
 }
 
