@@ -180,17 +180,6 @@ pub(super) fn validate_pool(
             .map(|c| crate::tls::resolve(base, std::path::Path::new(c.get_ref()))),
         sni: rp.tls_sni.as_ref().map(|s| s.get_ref().clone()),
     });
-    // Without tls_sni a backend reached by name is verified against that name; an SRV
-    // answer's backends have only addresses, which certificates rarely name.
-    let srv = rp.discover.as_ref().filter(|d| d.get_ref().srv.is_some());
-    if let (Some(_), None, Some(d)) = (&tls, &rp.tls_sni, srv) {
-        p.warn(
-            &format!("{key}.tls_sni"),
-            d,
-            "backends discovered by SRV are reached over TLS by IP address: set tls_sni to \
-             the name their certificate has",
-        );
-    }
     if let Some(t) = &tls {
         if let Some(sni) = &rp.tls_sni {
             if rustls::pki_types::ServerName::try_from(sni.get_ref().as_str()).is_err() {

@@ -39,13 +39,16 @@ pub fn sources(pool: &PoolConfig) -> Vec<Source> {
         .collect()
 }
 
-/// One address of an answer, with the weight its backend gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One address of an answer, with the weight its backend gets and the name it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Target {
     /// Where the backend listens.
     pub addr: SocketAddr,
     /// Its share of traffic.
     pub weight: u32,
+    /// The name whose address records gave it (an SRV record's target, or the name looked
+    /// up): the backend's TLS server name unless the pool sets `tls_sni`.
+    pub name: String,
 }
 
 /// A successful, non-empty lookup.
@@ -66,6 +69,8 @@ pub struct SrvRecord {
     pub weight: u16,
     /// Port on every address of the target.
     pub port: u16,
+    /// The target's name, without the root's trailing dot.
+    pub target: String,
     /// The target's addresses.
     pub ips: Vec<std::net::IpAddr>,
 }
@@ -91,6 +96,7 @@ pub fn srv_targets(records: &[SrvRecord]) -> Vec<Target> {
             r.ips.iter().map(move |ip| Target {
                 addr: SocketAddr::new(*ip, r.port),
                 weight,
+                name: r.target.clone(),
             })
         })
         .collect();
@@ -133,23 +139,16 @@ pub fn backends(source: &Source, answer: &Answer, current: &[BackendConfig]) -> 
             .into_iter()
             .collect()
         }
-        Source::Discover(d) => {
-            // An SRV answer's addresses belong to its records' targets, not to the SRV name.
-            let name = match &d.query {
-                DiscoverQuery::Dns { name, .. } => Some(name.clone()),
-                DiscoverQuery::Srv { .. } => None,
-            };
-            answer
-                .targets
-                .iter()
-                .map(|t| BackendConfig {
-                    id: t.addr.to_string(),
-                    addr: t.addr,
-                    weight: t.weight,
-                    name: name.clone(),
-                })
-                .collect()
-        }
+        Source::Discover(_) => answer
+            .targets
+            .iter()
+            .map(|t| BackendConfig {
+                id: t.addr.to_string(),
+                addr: t.addr,
+                weight: t.weight,
+                name: Some(t.name.clone()),
+            })
+            .collect(),
     }
 }
 
@@ -186,6 +185,7 @@ mod tests {
                     .map(|a| Target {
                         addr: a.parse().unwrap(),
                         weight: 1,
+                        name: "app.internal".into(),
                     })
                     .collect(),
             ),
@@ -248,6 +248,7 @@ mod tests {
             priority,
             weight,
             port,
+            target: format!("t{port}.internal"),
             ips: ips.iter().map(|s| ip(s)).collect(),
         };
         let targets = srv_targets(&[
@@ -261,11 +262,13 @@ mod tests {
             [
                 Target {
                     addr: "10.0.0.1:82".parse().unwrap(),
-                    weight: MAX_WEIGHT
+                    weight: MAX_WEIGHT,
+                    name: "t82.internal".into(),
                 },
                 Target {
                     addr: "10.0.0.2:81".parse().unwrap(),
-                    weight: 1
+                    weight: 1,
+                    name: "t81.internal".into(),
                 },
             ]
         );

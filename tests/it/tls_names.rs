@@ -1,7 +1,7 @@
 //! TLS to backends reached by name: a backend at `localhost:PORT`, or discovered under a name a
-//! real name server (dnsmasq) answers, is verified against that name, which is also the SNI it
-//! receives, with no `tls_sni`; a certificate for another name is refused; `tls_sni` still
-//! overrides the name.
+//! real name server (dnsmasq) answers (by `dns`, or as an SRV record's target), is verified
+//! against that name, which is also the SNI it receives, with no `tls_sni`; a certificate for
+//! another name is refused; `tls_sni` still overrides the name.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -128,4 +128,26 @@ async fn discovered_backends_are_verified_against_the_name_they_were_discovered_
     let reply = Http1::new(tether.addr("web")).get("/").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_sni(&backend, "secure.app.test");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn srv_discovered_backends_are_verified_against_their_record_target() {
+    if skip() {
+        return;
+    }
+    let cert = TestCert::new(&["one.app.test"]);
+    let backend = TlsBackend::start(&cert).await;
+    let record = format!(
+        "--srv-host=_https._tcp.app.test,one.app.test,{},0,1",
+        backend.addr.port()
+    );
+    let dns = Dnsmasq::start(&[("127.0.0.1", "one.app.test")], &[record])
+        .await
+        .expect("dnsmasq");
+    let pool = tls_pool(&cert).set_in("discover", "srv", "_https._tcp.app.test");
+    let config = resolver(Config::new().listener(Listener::web()).pool(pool), &dns);
+    let tether = Tether::start(&config).await;
+    let reply = Http1::new(tether.addr("web")).get("/").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_sni(&backend, "one.app.test");
 }
