@@ -118,7 +118,7 @@ fn pools(c: &mut Criterion) {
 }
 
 fn cookies(c: &mut Criterion) {
-    let sealer = CookieSealer::new(&["0123456789abcdef0123".to_string()]).unwrap();
+    let sealer = CookieSealer::new("app", &["0123456789abcdef0123".to_string()]).unwrap();
     let pin = sealer.pin("app-7", 1_700_000_000);
     let sealed = sealer.seal(&pin);
     c.bench_function("cookie/seal", |b| {

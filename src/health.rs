@@ -1,20 +1,22 @@
 //! Active health checks: one task per pool owns the rise/fall counters and publishes only an
-//! atomic verdict per backend; it logs transitions, not every probe.
+//! atomic verdict per backend; it logs transitions, not every probe. An HTTP check speaks the
+//! pool's own transport (TLS, HTTP/2), on a connection of its own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use http::{Request, Uri};
+use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::config::{HealthCheck, HealthConfig};
+use crate::client::ClientBody;
+use crate::config::{HealthCheck, HealthConfig, Protocol};
+use crate::conn::{IdleConns, UpstreamProto};
 use crate::snapshot::Shared;
+use crate::upstream;
 
 /// Consecutive results of one backend, owned by the checker task.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +44,11 @@ pub async fn run(shared: Arc<Shared>, pool: String) {
         let mut probes = JoinSet::new();
         for (i, b) in p.backends.iter().enumerate() {
             let (addr, check, timeout) = (b.addr, health.check.clone(), health.timeout);
-            probes.spawn(async move { (i, probe(addr, &check, timeout).await) });
+            let (proto, name) = (p.settings.upstream.clone(), b.name.clone());
+            probes.spawn(async move {
+                let outcome = probe(addr, name.as_deref(), &check, timeout, &proto).await;
+                (i, outcome)
+            });
         }
         let mut live = HashMap::new();
         while let Some(done) = probes.join_next().await {
@@ -106,29 +112,30 @@ fn update(s: &mut Streak, passed: bool, health: &HealthConfig) {
     }
 }
 
-/// One check; `Err` carries a short reason for the log.
-async fn probe(addr: SocketAddr, check: &HealthCheck, timeout: Duration) -> Result<(), String> {
+/// One check of the backend at `addr`, reached by `name` if it has one (its TLS server name
+/// unless the pool sets `tls_sni`); `Err` carries a short reason for the log.
+async fn probe(
+    addr: SocketAddr,
+    name: Option<&str>,
+    check: &HealthCheck,
+    timeout: Duration,
+    proto: &UpstreamProto,
+) -> Result<(), String> {
     let attempt = async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
         let HealthCheck::Http { path, expect } = check else {
+            TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
             return Ok(());
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        // A connection of its own that is never reused (no idle stack).
+        let mut sender = upstream::connect(addr, name, timeout, proto, &IdleConns::new(0))
             .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(conn);
-        let req = Request::get(path.as_str())
-            .header(http::header::HOST, addr.to_string())
-            .header(http::header::USER_AGENT, "tether-health")
-            .header(http::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("request: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let resp = sender
-            .send_request(req)
+            .send(request(addr, path, proto)?)
             .await
-            .map_err(|e| format!("request: {e}"))?;
+            .map_err(|e| format!("request: {}", e.into_error()))?;
         let status = resp.status();
         // Read (and discard) the body so the backend sees a complete exchange.
         let _ = resp.into_body().collect().await;
@@ -147,6 +154,29 @@ async fn probe(addr: SocketAddr, check: &HealthCheck, timeout: Duration) -> Resu
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {timeout:?}")),
     }
+}
+
+/// `GET path` as the pool's protocol wants it: origin form with `Host` and `Connection:
+/// close` over HTTP/1.1, an absolute URI (`:scheme`, `:authority`) over HTTP/2.
+fn request(
+    addr: SocketAddr,
+    path: &str,
+    proto: &UpstreamProto,
+) -> Result<Request<ClientBody>, String> {
+    let req = Request::get(path).header(http::header::USER_AGENT, "tether-health");
+    let req = match proto.protocol {
+        Protocol::Http1 => req
+            .header(http::header::HOST, addr.to_string())
+            .header(http::header::CONNECTION, "close"),
+        Protocol::H2 => {
+            let scheme = if proto.tls.is_some() { "https" } else { "http" };
+            let uri = Uri::try_from(format!("{scheme}://{addr}{path}"))
+                .map_err(|e| format!("request: {e}"))?;
+            req.uri(uri)
+        }
+    };
+    req.body(ClientBody::empty())
+        .map_err(|e| format!("request: {e}"))
 }
 
 #[cfg(test)]

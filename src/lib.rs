@@ -21,6 +21,7 @@ pub mod dashboard;
 pub mod discovery;
 pub mod headers;
 pub mod health;
+pub mod log_limit;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

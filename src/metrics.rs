@@ -14,7 +14,7 @@ pub fn render(control: &Control) -> String {
     pools.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = String::with_capacity(4096);
 
-    let families: [(&str, &str, &str); 11] = [
+    let families: [(&str, &str, &str); 12] = [
         (
             "tether_backend_responses_total",
             "counter",
@@ -64,6 +64,11 @@ pub fn render(control: &Control) -> String {
             "tether_backend_queue_full_total",
             "counter",
             "Requests answered 503 at the backend's max_connections (queue full or queue_timeout).",
+        ),
+        (
+            "tether_backend_retries_refused_total",
+            "counter",
+            "Failed attempts not retried elsewhere: max_attempts reached or retry budget spent.",
         ),
         (
             "tether_backend_response_seconds",
@@ -123,6 +128,9 @@ pub fn render(control: &Control) -> String {
                     }
                     "tether_backend_redispatches_total" => {
                         let _ = writeln!(out, "{name}{{{labels}}} {}", s.redispatches);
+                    }
+                    "tether_backend_retries_refused_total" => {
+                        let _ = writeln!(out, "{name}{{{labels}}} {}", s.retries_refused);
                     }
                     "tether_backend_queue_full_total" => {
                         let _ = writeln!(out, "{name}{{{labels}}} {}", s.queue_full);

@@ -34,6 +34,7 @@ pub struct BackendStats {
     redispatches: AtomicU64,
     pinned_while_draining: AtomicU64,
     queue_full: AtomicU64,
+    retries_refused: AtomicU64,
     /// Cumulative-free bucket counts; rendered cumulatively.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -65,6 +66,9 @@ pub struct BackendSnapshot {
     /// Requests answered 503 because it was at `max_connections` and its queue was full or
     /// the wait reached `queue_timeout` (tether's refusal, not the backend's failure).
     pub queue_full: u64,
+    /// Failed attempts here that were not retried on another backend because the request
+    /// reached `max_attempts` or the pool's retry budget was spent.
+    pub retries_refused: u64,
 }
 
 impl BackendStats {
@@ -122,6 +126,11 @@ impl BackendStats {
         self.queue_full.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a failed attempt that `max_attempts` or the retry budget kept from a retry.
+    pub fn count_retry_refused(&self) {
+        self.retries_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Copies the counters.
     pub fn snapshot(&self) -> BackendSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -138,6 +147,7 @@ impl BackendStats {
             redispatches: load(&self.redispatches),
             pinned_while_draining: load(&self.pinned_while_draining),
             queue_full: load(&self.queue_full),
+            retries_refused: load(&self.retries_refused),
         }
     }
 

@@ -4,10 +4,14 @@
 //! A sealed value is 33 bytes, base64url without padding (44 characters, all cookie-safe):
 //!
 //! ```text
-//! version (1) | issued, unix seconds, big-endian (8) | backend tag (8) | MAC (16)
+//! version (2) | issued, unix seconds, big-endian (8) | backend tag (8) | MAC (16)
 //! tag = HMAC-SHA256(k, "tether/affinity/backend\0" || backend id)[..8]
-//! MAC = HMAC-SHA256(k, "tether/affinity/cookie\0" || version || issued || tag)[..16]
+//! MAC = HMAC-SHA256(k, "tether/affinity/cookie\0" || pool name || "\0" || version || issued || tag)[..16]
 //! ```
+//!
+//! The MAC binds the pool: a cookie sealed for pool `a` fails authentication in pool `b` even
+//! when both share a key and a backend id (version 1 did not bind it; its cookies are refused
+//! as not tether's and their clients re-pinned).
 //!
 //! Why a keyed tag and not encryption: the tag is a PRF of the backend id, so without the key it
 //! says nothing about the id or the address, and the MAC (128 bits, compared in constant time by
@@ -46,7 +50,7 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
 /// Length of every sealed value, in characters.
 pub const SEALED_LEN: usize = 44;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const MAC_LEN: usize = 16;
 const RAW_LEN: usize = 1 + 8 + TAG_LEN + MAC_LEN;
 const TAG_DOMAIN: &[u8] = b"tether/affinity/backend\0";
@@ -121,6 +125,8 @@ pub struct CookieSealer {
     // Keyed HMAC states, cloned per use: cheaper than re-keying, and the raw keys need not be
     // kept around.
     macs: Vec<Hmac<Sha256>>,
+    /// The pool name and a NUL, authenticated with every cookie.
+    scope: Box<[u8]>,
 }
 
 impl std::fmt::Debug for CookieSealer {
@@ -136,7 +142,8 @@ impl CookieSealer {
     /// A sealer for the configured secrets, in order (the first seals). Each secret must be at
     /// least [`MIN_KEY_LEN`] bytes; it is stretched to a 32-byte key with domain-separated
     /// SHA-256, so any length works and the same string gives the same key everywhere.
-    pub fn new(keys: &[String]) -> Result<Self, KeyError> {
+    /// Cookies are bound to `pool`: another pool's sealer refuses them.
+    pub fn new(pool: &str, keys: &[String]) -> Result<Self, KeyError> {
         if keys.is_empty() {
             return Err(KeyError::Empty);
         }
@@ -153,7 +160,10 @@ impl CookieSealer {
                 Ok(keyed(&derive(KEY_DOMAIN, secret.as_bytes())))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { macs })
+        Ok(Self {
+            macs,
+            scope: scope(pool),
+        })
     }
 
     /// A sealer whose single key is derived from `seed` (the pool name) when the config has no
@@ -162,6 +172,7 @@ impl CookieSealer {
     pub fn derived(seed: &str) -> Self {
         Self {
             macs: vec![keyed(&derive(DERIVED_DOMAIN, seed.as_bytes()))],
+            scope: scope(seed),
         }
     }
 
@@ -240,9 +251,15 @@ impl CookieSealer {
     fn authenticator(&self, key_index: usize, body: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.macs[key_index].clone();
         mac.update(MAC_DOMAIN);
+        mac.update(&self.scope);
         mac.update(body);
         mac
     }
+}
+
+/// What the MAC binds besides the cookie: the pool name, NUL-terminated.
+fn scope(pool: &str) -> Box<[u8]> {
+    [pool.as_bytes(), b"\0"].concat().into_boxed_slice()
 }
 
 /// SHA-256 of a domain label and a secret: distinct labels keep configured and derived keys
@@ -268,7 +285,7 @@ mod tests {
 
     fn sealer(keys: &[&str]) -> CookieSealer {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        CookieSealer::new(&keys).unwrap()
+        CookieSealer::new("app", &keys).unwrap()
     }
 
     fn sealed(s: &CookieSealer) -> String {
@@ -347,7 +364,8 @@ mod tests {
             assert_eq!(s.open(&std_alphabet), Err(OpenError::Garbage));
         }
         let mut wrong_version = URL_SAFE_NO_PAD.decode(sealed(&s)).unwrap();
-        wrong_version[0] = 2;
+        // Version 1 (no pool in the MAC) and any other.
+        wrong_version[0] = 1;
         let wrong_version = URL_SAFE_NO_PAD.encode(wrong_version);
         assert_eq!(s.open(&wrong_version), Err(OpenError::Garbage));
     }
@@ -378,11 +396,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cookie_opens_only_in_the_pool_it_was_sealed_for() {
+        let keys = ["shared-key-0123456789".to_string()];
+        let a = CookieSealer::new("a", &keys).unwrap();
+        let b = CookieSealer::new("b", &keys).unwrap();
+        // Same key, same backend id: the tags agree, the seal does not.
+        assert_eq!(a.tag(0, ID), b.tag(0, ID));
+        assert!(a.open(&sealed(&a)).is_ok());
+        assert_eq!(b.open(&sealed(&a)), Err(OpenError::Tampered));
+        // A name that only extends the other is another pool too.
+        let ab = CookieSealer::new("ab", &keys).unwrap();
+        assert_eq!(ab.open(&sealed(&a)), Err(OpenError::Tampered));
+    }
+
+    #[test]
     fn bad_key_lists_are_refused() {
-        assert_eq!(CookieSealer::new(&[]).unwrap_err(), KeyError::Empty);
+        assert_eq!(CookieSealer::new("app", &[]).unwrap_err(), KeyError::Empty);
         let keys = ["0123456789abcdef".to_string(), "short".to_string()];
         assert_eq!(
-            CookieSealer::new(&keys).unwrap_err(),
+            CookieSealer::new("app", &keys).unwrap_err(),
             KeyError::TooShort { index: 1, len: 5 }
         );
     }
@@ -418,7 +450,7 @@ mod tests {
         assert_ne!(sealer(&["app-0123456789abcdef"]).tag(0, ID), a.tag(0, ID));
         // Pinned (and checked against Python's hmac from the layout in the module doc) so that a
         // change to the derivation, which would void every live cookie on upgrade, is caught.
-        assert_eq!(sealed(&a), "AQAAAABlU_EA-chOHviS4YHJK52PtjCrCXTA8E-DFYDG");
+        assert_eq!(sealed(&a), "AgAAAABlU_EA-chOHviS4YFX10b64jIB-BgBlCl21lmE");
     }
 
     #[test]

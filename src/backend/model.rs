@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::conn::IdleConns;
+use crate::log_limit::LogLimit;
 use crate::queue::Queue;
 use crate::stats::BackendStats;
 
@@ -132,6 +133,8 @@ pub struct Backend {
     pub idle: IdleConns,
     /// Requests waiting for a slot under the pool's `max_connections`.
     pub queue: Queue,
+    /// Per-request warnings about this backend, a few per second.
+    pub warnings: LogLimit,
 }
 
 impl Backend {
@@ -156,6 +159,7 @@ impl Backend {
             stats: Arc::default(),
             idle: IdleConns::new(max_idle),
             queue: Queue::default(),
+            warnings: LogLimit::default(),
         }
     }
 

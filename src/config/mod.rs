@@ -11,6 +11,7 @@ mod discover;
 mod pool;
 mod problems;
 mod raw;
+mod retry;
 pub mod route;
 mod structure;
 mod suggest;
@@ -289,5 +290,24 @@ min_ttl = "500ms"
             let c = parse(&pool(discover)).unwrap();
             assert!(c.warnings.is_empty(), "{discover}: {:?}", c.warnings);
         }
+    }
+
+    #[test]
+    fn an_admin_token_of_blanks_or_with_spaces_is_refused() {
+        let with = |token: &str| {
+            format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9000\"\ntoken = \"{token}\"\n")
+        };
+        for token in [
+            " ".repeat(20),
+            "\\t".repeat(20),
+            "correct horse battery staple".into(),
+        ] {
+            let err = parse(&with(&token)).unwrap_err().to_string();
+            assert!(err.contains("admin.token"), "{token:?}: {err}");
+            assert!(err.contains("without spaces"), "{token:?}: {err}");
+        }
+        let err = parse(&with("short")).unwrap_err().to_string();
+        assert!(err.contains("at least 16"), "{err}");
+        assert!(parse(&with("0123456789abcdef-token")).is_ok());
     }
 }

@@ -44,6 +44,7 @@ pub(super) fn validate_pool(
         },
     };
     let sticky = super::affinity::validate(p, &key, name, rp, balance);
+    let retry = super::retry::validate(p, &key, rp);
     let queue_timeout = p.duration(
         &format!("{key}.queue_timeout"),
         &rp.queue_timeout,
@@ -228,6 +229,9 @@ pub(super) fn validate_pool(
         max_connections: rp.max_connections.unwrap_or(0),
         max_pending: rp.max_pending.unwrap_or(100),
         queue_timeout,
+        max_attempts: retry.max_attempts,
+        retry_budget: retry.budget,
+        min_retry_concurrency: rp.min_retry_concurrency.unwrap_or(3),
         backends,
         named,
         discover,

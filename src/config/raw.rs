@@ -140,6 +140,9 @@ pub(super) struct RawPool {
     pub(super) retry_idempotent: Option<bool>,
     pub(super) max_connections: Option<usize>,
     pub(super) max_pending: Option<usize>,
+    pub(super) max_attempts: Option<Spanned<i64>>,
+    pub(super) retry_budget: Option<Spanned<f64>>,
+    pub(super) min_retry_concurrency: Option<usize>,
     pub(super) queue_timeout: Option<Spanned<String>>,
     pub(super) discover: Option<Spanned<RawDiscover>>,
     #[serde(default)]

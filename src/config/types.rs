@@ -227,6 +227,12 @@ pub struct PoolConfig {
     pub max_pending: usize,
     /// Longest a request waits for a backend at its cap before it is answered 503.
     pub queue_timeout: Duration,
+    /// Backends one request may try, the first included.
+    pub max_attempts: usize,
+    /// Share of the pool's requests in flight that may be retrying at once.
+    pub retry_budget: f64,
+    /// Requests that may be retrying at once whatever the share.
+    pub min_retry_concurrency: usize,
     /// Backends with a literal `IP:port`, in file order (and those the admin API added).
     pub backends: Vec<BackendConfig>,
     /// Backends whose `addr` is `name:port`, resolved at start and while running.

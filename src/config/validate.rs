@@ -105,7 +105,13 @@ fn validate(p: &mut Problems<'_>, raw: RawConfig, base: &Path) -> Option<Config>
         let listen = p.addr("admin.listen", &a.listen)?;
         let token = a.token.as_ref().map(|t| t.get_ref().clone());
         if let Some(t) = &a.token {
-            if t.get_ref().len() < 16 {
+            if !t.get_ref().bytes().all(|b| b.is_ascii_graphic()) {
+                p.add(
+                    "admin.token",
+                    t,
+                    "must be visible ASCII without spaces (clients send it as a bearer token)",
+                );
+            } else if t.get_ref().len() < 16 {
                 p.add("admin.token", t, "must be at least 16 characters");
             }
         }

@@ -2,6 +2,7 @@
 //! its upstream settings. A change builds a new pool that keeps unchanged backends (see
 //! [`crate::snapshot`]).
 
+pub mod retry;
 mod settings;
 pub mod sticky;
 
@@ -16,6 +17,7 @@ use crate::backend::{Backend, DrainPolicy, State};
 use crate::balance::Balancer;
 use crate::clock::now_ms;
 use crate::config::{AllDown, PoolConfig};
+use retry::RetryBudget;
 use sticky::{Plan, Stickiness, Why};
 
 /// An immutable pool snapshot.
@@ -32,6 +34,8 @@ pub struct Pool {
     pub settings: PoolSettings,
     /// Cookie / hash stickiness for exactly these backends.
     pub sticky: Stickiness,
+    /// How many backends a request may try, and how many requests may retry at once.
+    pub retry: RetryBudget,
 }
 
 impl Pool {
@@ -106,6 +110,11 @@ impl Pool {
             name: name.to_string(),
             balancer: Balancer::new(config.balance, &weights),
             sticky: Stickiness::build(name, config, &backends),
+            retry: RetryBudget::new(
+                config.max_attempts,
+                config.retry_budget,
+                config.min_retry_concurrency,
+            ),
             backends,
             settings: PoolSettings {
                 connect_timeout: config.connect_timeout,
@@ -124,6 +133,11 @@ impl Pool {
                 queue_timeout: config.queue_timeout,
             },
         }
+    }
+
+    /// Requests in flight on every backend of the pool.
+    pub fn in_flight(&self) -> usize {
+        self.backends.iter().map(|b| b.in_flight()).sum()
     }
 
     /// Picks a backend for a new client (not pinned): an `up` one the balancer chooses, skipping

@@ -155,7 +155,7 @@ impl Stickiness {
                     CookieSealer::derived(name)
                 } else {
                     // Validation already refused short keys; fall back rather than panic.
-                    CookieSealer::new(&config.cookie.keys)
+                    CookieSealer::new(name, &config.cookie.keys)
                         .unwrap_or_else(|_| CookieSealer::derived(name))
                 };
                 let tags = (0..sealer.key_count())

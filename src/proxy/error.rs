@@ -18,6 +18,15 @@ pub enum ProxyError {
         /// Backends tried.
         attempts: usize,
     },
+    /// A backend failed and another was not tried: the request reached `max_attempts`, or
+    /// too many of the pool's requests were retrying already.
+    #[error("no backend answered ({attempts} tried; {why})")]
+    RetryLimit {
+        /// Backends tried.
+        attempts: usize,
+        /// Which limit stopped it.
+        why: &'static str,
+    },
     /// The backend failed after the request was sent (reset, malformed response, ...).
     #[error("upstream failed")]
     Upstream(#[source] hyper::Error),
@@ -40,9 +49,10 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NoBackend | Self::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
-            Self::AllUnreachable { .. } | Self::Upstream(_) | Self::UpstreamH1(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Self::AllUnreachable { .. }
+            | Self::RetryLimit { .. }
+            | Self::Upstream(_)
+            | Self::UpstreamH1(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ClientBody => StatusCode::BAD_REQUEST,
             Self::ClientTooSlow => StatusCode::REQUEST_TIMEOUT,

@@ -73,6 +73,8 @@ pub(super) async fn forward(
     // the first of them.
     let mut full: SmallVec<[usize; 4]> = SmallVec::new();
     let mut attempts = 0;
+    // This request's place among the pool's retrying requests, from its first retry on.
+    let mut retrying = None;
     let max = pool.settings.max_connections;
     loop {
         let pinned = next.is_some();
@@ -122,7 +124,9 @@ pub(super) async fn forward(
                         note_outcome(pool, backend, started, false);
                         record.backend = Some(Arc::clone(&backend.id));
                         record.retries = attempts - 1;
-                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
+                        if may_warn(pool, backend) {
+                            tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "upstream response body broken from its start");
+                        }
                         return Err(ProxyError::UpstreamH1(e));
                     }
                 }
@@ -146,7 +150,23 @@ pub(super) async fn forward(
                 backend.stats.count_failure(stats::Failure::Connect);
                 let ejected = backend.record_connect_failure(started, &pool.settings.passive);
                 note_ejection(pool, backend, ejected);
-                tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                if let Err(denied) = pool
+                    .retry
+                    .allow(attempts, &mut retrying, || pool.in_flight())
+                {
+                    backend.stats.count_retry_refused();
+                    record.backend = Some(Arc::clone(&backend.id));
+                    if may_warn(pool, backend) {
+                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, limit = denied.as_str(), "backend unreachable, not retried");
+                    }
+                    return Err(ProxyError::RetryLimit {
+                        attempts,
+                        why: denied.as_str(),
+                    });
+                }
+                if may_warn(pool, backend) {
+                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, backend.addr = %backend.addr, error = %e, "backend unreachable, trying another");
+                }
                 req = back;
             }
             // The client's body failed (malformed chunking, too slow, client gone): the
@@ -169,8 +189,22 @@ pub(super) async fn forward(
                 note_outcome(pool, backend, started, false);
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
-                if let (Some(replay), stats::Failure::Upstream) = (&replay, kind) {
-                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                let replayable = matches!((&replay, kind), (Some(_), stats::Failure::Upstream));
+                let allowed = replayable
+                    && match pool
+                        .retry
+                        .allow(attempts, &mut retrying, || pool.in_flight())
+                    {
+                        Ok(()) => true,
+                        Err(_) => {
+                            backend.stats.count_retry_refused();
+                            false
+                        }
+                    };
+                if let (true, Some(replay)) = (allowed, &replay) {
+                    if may_warn(pool, backend) {
+                        tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
+                    }
                     if plan.lost_pin() {
                         backend.stats.count_redispatch();
                     }
@@ -178,7 +212,9 @@ pub(super) async fn forward(
                     continue;
                 }
                 record.backend = Some(Arc::clone(&backend.id));
-                tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                if may_warn(pool, backend) {
+                    tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream request failed");
+                }
                 return Err(e);
             }
         }
@@ -217,5 +253,18 @@ fn note_ejection(pool: &Pool, backend: &Backend, ejected: Option<std::time::Dura
         if pool.settings.health.is_some() {
             backend.require_recheck();
         }
+    }
+}
+
+/// Whether a per-request warning about `backend` may be logged now (a few per second); the
+/// first one after a quiet spell says how many were left out.
+fn may_warn(pool: &Pool, backend: &Backend) -> bool {
+    match backend.warnings.allow() {
+        Some(0) => true,
+        Some(left_out) => {
+            tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, left_out, per_second = crate::log_limit::PER_SECOND, "similar warnings about this backend were left out");
+            true
+        }
+        None => false,
     }
 }

@@ -11,6 +11,7 @@ mod forward;
 mod listener;
 mod request;
 mod rewrite;
+mod target;
 mod upgrade;
 
 pub use body::{local_response, BoxError, ProxyBody, UpstreamBody};

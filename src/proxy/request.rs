@@ -15,6 +15,7 @@ use super::body::{local_response, ProxyBody};
 use super::forward::forward;
 use super::listener::ListenerCtx;
 use super::rewrite::to_upstream;
+use super::target;
 use super::upgrade::Upgrade;
 use crate::access::AccessRecord;
 use crate::affinity::cookie_header::strip_cookie;
@@ -54,19 +55,13 @@ pub async fn handle(
         enabled: log,
     };
     let client_version = req.version();
-    // RFC 9112 3.2: more than one Host is answered 400, never guessed at.
-    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
-        record.status = StatusCode::BAD_REQUEST;
-        let mut resp = local_response(record.status, "more than one Host header\n");
+    if let Some(refused) = target::refusal(&req) {
+        record.status = refused.status;
+        let mut resp = local_response(refused.status, &format!("{}\n", refused.reason));
         // A client that sends this is confused or hostile: do not read another request from it.
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(identified(resp, &mut record, request_id::generate()));
-    }
-    // tether is a reverse proxy: a tunnel to wherever the client names is not its job.
-    if req.method() == http::Method::CONNECT {
-        record.status = StatusCode::NOT_IMPLEMENTED;
-        return Ok(local_response(record.status, "CONNECT is not supported\n"));
     }
     let snapshot = shared.snapshot.load();
     let routed = match snapshot.listeners.get(&*listener.name) {

@@ -39,6 +39,17 @@ pub(super) fn to_upstream(
             .headers
             .insert(header::TE, HeaderValue::from_static("trailers"));
     }
+    // A body of unknown length keeps its chunked framing toward an HTTP/1.1 backend whatever
+    // the method: without the header, hyper's client sends a GET's or DELETE's body as nothing.
+    if !h2_upstream
+        && !http_body::Body::is_end_stream(&body)
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        parts.headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     // The URI's authority becomes Host: an HTTP/1 absolute-form target overrides Host
     // (RFC 9112 3.2.2), so the backend sees the one authority tether routed by; HTTP/2 clients
     // send it as :authority, and HTTP/1.1 backends need it as Host.

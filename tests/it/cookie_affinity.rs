@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::admin::count;
 use crate::common::affinity::{self, explain, is_sealed, issued, set_cookies, Jar, COOKIE};
-use crate::common::config::{Config, Pool};
+use crate::common::config::{Config, Listener, Pool};
 use crate::common::serial;
 use crate::common::tether::{check_config, field};
 use crate::common::{Admin, Http1, TestBackend, Tether};
@@ -291,4 +291,43 @@ fn cookie_affinity_without_keys_passes_check_with_a_warning() {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("warning:"), "keys are set, yet: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cookie_from_one_pool_is_refused_by_another_with_the_same_key() {
+    let backends = Backends::start().await;
+    let [a, b, c] = &backends.0;
+    let ids = [("alpha", a.addr), ("bravo", b.addr), ("charlie", c.addr)];
+    // Same key, same backend ids, same cookie name: only the pool differs.
+    let pool = |name: &str| {
+        Pool::new(name)
+            .set("affinity", "cookie")
+            .set("explain", true)
+            .set_in("cookie", "keys", vec![KEY_1])
+            .set_in("cookie", "name", COOKIE)
+            .backends(&ids)
+    };
+    let config = Config::new()
+        .listener(Listener::web())
+        .listener(Listener::new("other", "other"))
+        .pool(pool("app"))
+        .pool(pool("other"));
+    let tether = Tether::start(&config).await;
+    let app = Http1::new(tether.addr("web"));
+    let other = Http1::new(tether.addr("other"));
+
+    let first = affinity::get(&app, "/", None).await;
+    let value = issued(&first, COOKIE).expect("cookie issued");
+    let cookie = format!("{COOKIE}={value}");
+    assert_eq!(
+        explain(&affinity::get(&app, "/", Some(&cookie)).await).why,
+        "hit"
+    );
+    let reply = affinity::get(&other, "/", Some(&cookie)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        explain(&reply).why,
+        "invalid",
+        "pool app's cookie opened in pool other"
+    );
 }

@@ -5,10 +5,12 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::common::admin::count;
 use crate::common::config::{Config, Listener, Pool};
 use crate::common::pki::{self, TestCert};
-use crate::common::Tether;
+use crate::common::{Admin, Tether};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -198,4 +200,47 @@ async fn h2_over_tls_to_the_backend_is_verified_against_the_configured_ca() {
         .body(Full::new(Bytes::from_static(b"x")))
         .unwrap();
     assert_eq!(send.send_request(req).await.unwrap().status(), 502);
+}
+
+/// `pool` with an HTTP health check every 100 ms that takes a backend down at the first
+/// failure.
+fn checked(pool: Pool) -> Pool {
+    pool.set_in("health", "path", "/healthz")
+        .set_in("health", "interval", "100ms")
+        .set_in("health", "timeout", "90ms")
+        .set_in("health", "rise", 1)
+        .set_in("health", "fall", 1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checks_speak_the_pools_transport_over_h2c_and_tls() {
+    let cert = TestCert::new(&["backend.test"]);
+    let clear = GrpcBackend::start(None).await;
+    let secure = GrpcBackend::start(Some(pki::server(&cert, &[b"h2"]))).await;
+    for (what, backend, pool) in [
+        ("h2c", &clear, Pool::new("grpc")),
+        ("h2 over TLS", &secure, tls_to("backend.test", &cert)),
+    ] {
+        let before = backend.connections.load(Ordering::Relaxed);
+        let tether = Tether::start(config(backend.addr, checked(pool)).admin()).await;
+        let admin = Admin::new(tether.addr("admin"));
+        // Checks run on connections of their own: wait for several of them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while backend.connections.load(Ordering::Relaxed) < before + 5 {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no health checks reached the backend"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let b = admin.expect_backend("grpc", "grpc-1").await;
+        assert_eq!(b["state"], "up", "{what}: {b}");
+        assert_eq!(
+            count(&b, "health_transitions"),
+            0,
+            "{what}: a check failed: {b}"
+        );
+        let (body, _) = call(tether.addr("web"), b"checked").await;
+        assert_eq!(&body[..], b"received 7 bytes", "{what}");
+    }
 }

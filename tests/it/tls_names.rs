@@ -1,11 +1,13 @@
 //! TLS to backends reached by name: a backend at `localhost:PORT`, or discovered under a name a
 //! real name server (dnsmasq) answers (by `dns`, or as an SRV record's target), is verified
 //! against that name, which is also the SNI it receives, with no `tls_sni`; a certificate for
-//! another name is refused; `tls_sni` still overrides the name.
+//! another name is refused; `tls_sni` still overrides the name; active health checks verify it
+//! against the same name.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Response;
@@ -16,7 +18,7 @@ use crate::common::config::{Config, Listener, Pool};
 use crate::common::dns::{resolver, skip};
 use crate::common::dnsmasq::Dnsmasq;
 use crate::common::pki::{self, TestCert};
-use crate::common::{Http1, Tether};
+use crate::common::{Admin, Http1, Tether};
 
 /// An HTTP/1.1 backend over TLS with one certificate, noting the SNI of each handshake.
 struct TlsBackend {
@@ -150,4 +152,31 @@ async fn srv_discovered_backends_are_verified_against_their_record_target() {
     let reply = Http1::new(tether.addr("web")).get("/").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_sni(&backend, "one.app.test");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checks_verify_a_named_backend_against_its_name_too() {
+    let cert = TestCert::new(&["localhost"]);
+    let backend = TlsBackend::start(&cert).await;
+    // A check every 100 ms that takes the backend down at its first failure.
+    let pool = tls_pool(&cert)
+        .set_in("health", "interval", "100ms")
+        .set_in("health", "timeout", "90ms")
+        .set_in("health", "fall", 1);
+    let config = Config::new().admin().listener(Listener::web()).pool(pool);
+    let tether = Tether::start(&with_named_backend(config, backend.addr.port())).await;
+    let admin = Admin::new(tether.addr("admin"));
+    // Checks run on connections of their own: wait for several handshakes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend.sni_seen().len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no health checks reached the backend"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_sni(&backend, "localhost");
+    let b = admin.expect_backend("app", "named").await;
+    assert_eq!(b["state"], "up", "{b}");
+    assert_eq!(b["health_transitions"], 0, "a check failed: {b}");
 }

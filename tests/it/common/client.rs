@@ -150,7 +150,16 @@ impl H2c {
 
     /// `GET uri` (absolute: its authority becomes `:authority`), whole reply.
     pub async fn get(&mut self, uri: &str) -> Reply {
-        let request = Request::get(uri).body(body::empty()).expect("request");
+        self.get_with_host(uri, None).await
+    }
+
+    /// `GET uri` with a `Host` header beside `:authority` when `host` is given.
+    pub async fn get_with_host(&mut self, uri: &str, host: Option<&str>) -> Reply {
+        let mut request = Request::get(uri);
+        if let Some(host) = host {
+            request = request.header(http::header::HOST, host);
+        }
+        let request = request.body(body::empty()).expect("request");
         self.sender.ready().await.expect("h2 connection ready");
         let response = tokio::time::timeout(REQUEST_DEADLINE, self.sender.send_request(request))
             .await
