@@ -44,8 +44,11 @@ pub async fn run(shared: Arc<Shared>, pool: String) {
         let mut probes = JoinSet::new();
         for (i, b) in p.backends.iter().enumerate() {
             let (addr, check, timeout) = (b.addr, health.check.clone(), health.timeout);
-            let proto = p.settings.upstream.clone();
-            probes.spawn(async move { (i, probe(addr, &check, timeout, &proto).await) });
+            let (proto, name) = (p.settings.upstream.clone(), b.name.clone());
+            probes.spawn(async move {
+                let outcome = probe(addr, name.as_deref(), &check, timeout, &proto).await;
+                (i, outcome)
+            });
         }
         let mut live = HashMap::new();
         while let Some(done) = probes.join_next().await {
@@ -109,9 +112,11 @@ fn update(s: &mut Streak, passed: bool, health: &HealthConfig) {
     }
 }
 
-/// One check; `Err` carries a short reason for the log.
+/// One check of the backend at `addr`, reached by `name` if it has one (its TLS server name
+/// unless the pool sets `tls_sni`); `Err` carries a short reason for the log.
 async fn probe(
     addr: SocketAddr,
+    name: Option<&str>,
     check: &HealthCheck,
     timeout: Duration,
     proto: &UpstreamProto,
@@ -124,7 +129,7 @@ async fn probe(
             return Ok(());
         };
         // A connection of its own that is never reused (no idle stack).
-        let mut sender = upstream::connect(addr, timeout, proto, &IdleConns::new(0))
+        let mut sender = upstream::connect(addr, name, timeout, proto, &IdleConns::new(0))
             .await
             .map_err(|e| e.to_string())?;
         let resp = sender

@@ -6,6 +6,7 @@
 
 mod backend;
 mod cart_write;
+mod dns_server;
 mod faults;
 mod http;
 mod lab;
@@ -26,6 +27,7 @@ mod report;
 mod resp;
 mod revoke;
 mod runner;
+mod scale_in;
 mod scenario;
 mod sessions;
 mod stats;

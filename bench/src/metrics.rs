@@ -26,6 +26,9 @@ impl CellStats {
             "max_mean_load" => self.max_mean_load,
             "fair_share_50_s" => so?.fair_share_50_s?,
             "fair_share_90_s" => so?.fair_share_90_s?,
+            "answered_after_removal" => self.scale_in.as_ref()?.answered_after as f64,
+            // Nothing answered after the removal: it drained at once.
+            "drain_s" => self.scale_in.as_ref()?.last_answer_s.unwrap_or(0.0),
             "send_lag_p99_ms" => self.send_lag_ms.p99,
             "revocation_window_max_ms" => self.revocation.as_ref()?.window_max_ms,
             "revocation_still_open" => self.revocation.as_ref()?.still_open as f64,

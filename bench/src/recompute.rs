@@ -85,8 +85,16 @@ pub fn recompute(original: &ScenarioReport, dir: &Path) -> anyhow::Result<Scenar
             .scale_out
             .as_ref()
             .map(|so| (so.backend.clone(), so.added_at_s));
-        let added = added.as_ref().map(|(b, at)| (b.as_str(), *at));
-        c.stats = stats::compute(&samples, bucket, added, &c.marks());
+        let removed = c
+            .stats
+            .scale_in
+            .as_ref()
+            .map(|si| (si.backend.clone(), si.removed_at_s));
+        let changes = stats::Changes {
+            added: added.as_ref().map(|(b, at)| (b.as_str(), *at)),
+            removed: removed.as_ref().map(|(b, at)| (b.as_str(), *at)),
+        };
+        c.stats = stats::compute(&samples, bucket, changes, &c.marks());
         c.stats.theory = theory::derive(&samples, &c.setup(&meta));
         let failed_events = c.events.iter().filter(|e| !e.ok).count() as f64;
         for k in c.checks.iter_mut() {

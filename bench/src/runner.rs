@@ -1,12 +1,14 @@
 //! `tether-bench run`: loads the scenarios, runs each cell of their matrices in a lab of its own
 //! (see `lab`), shares one redis-server among the cells that need one (`shared` demo cells,
-//! apps using `{redis_url}`), and writes the reports.
+//! apps using `{redis_url}`), gives each cell of a discovering pool its own name server, and
+//! writes the reports.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::dns_server::DnsServer;
 use crate::lab::{Lab, Launcher, Stop};
 use crate::record;
 use crate::redis_server::RedisServer;
@@ -196,10 +198,27 @@ async fn run_scenario(
         } else {
             None
         };
+        // A pool that discovers its backends asks a name server of the cell's own.
+        let dns = if sc.topology.discover {
+            match DnsServer::start(&dir).await {
+                Ok(d) => Some(d),
+                Err(why) => {
+                    eprintln!("{label}: SKIPPED: {why}");
+                    cell.skip(&why);
+                    cells.push(cell);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let redis_url = own.as_ref().map(|r| r.url.clone()).or(redis_url);
         let mut lab = Lab::new(sc, affinity, launcher, dir, &opts.tether, redis_url);
         if let Some(r) = own {
             lab.own_redis(r);
+        }
+        if let Some(d) = dns {
+            lab.discover(d)?;
         }
         let outcome = lab.run(&label, &mut cell, u64::from(*k)).await;
         // Every process of the cell is stopped before anything else happens, bad input included.

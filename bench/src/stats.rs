@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits::{rate_figures, RateFigures};
 use crate::load::{revocation, LoadResult, Outcome, Revocation, Sample};
 use crate::phases::{phases, Phase};
+use crate::scale_in::{scale_in, ScaleIn};
 use crate::theory::Theory;
 use crate::writes::{writes, Writes};
 use crate::ws_figures::{ws_figures, WsFigures};
@@ -123,6 +124,8 @@ pub struct CellStats {
     pub latency_measurable: bool,
     /// Present when a backend was added mid-run.
     pub scale_out: Option<ScaleOut>,
+    /// Present when a backend was removed mid-run for good.
+    pub scale_in: Option<ScaleIn>,
     /// Per-bucket rates, errors, losses and latency, for the charts.
     pub timeline: Vec<Bucket>,
     /// Errors and losses between consecutive timeline events: what each event cost.
@@ -170,14 +173,22 @@ fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).max(1)
 }
 
+/// The pool's membership changes a cell's figures follow, each as (backend, seconds).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Changes<'a> {
+    /// The first backend added mid-run, for the scale-out measure.
+    pub added: Option<(&'a str, f64)>,
+    /// The first backend removed mid-run for good, for the scale-in measure.
+    pub removed: Option<(&'a str, f64)>,
+}
+
 /// Computes a cell's numbers from its samples alone (so `recompute` re-derives them from the
-/// raw record). `added` is (backend, seconds) of the first backend added mid-run, for the
-/// scale-out measure; `marks` are the events carried out, as (seconds, "action target"), for
-/// the phases.
+/// raw record). `changes` are the backends added and removed mid-run; `marks` are the events
+/// carried out, as (seconds, "action target"), for the phases.
 pub fn compute(
     r: &LoadResult,
     bucket: Duration,
-    added: Option<(&str, f64)>,
+    changes: Changes<'_>,
     marks: &[(f64, String)],
 ) -> CellStats {
     let ok_login = |x: &&Sample| x.step == 0 && x.outcome == Outcome::Ok;
@@ -266,7 +277,10 @@ pub fn compute(
     s.revocation = revocation(&r.replays);
     s.rate = rate_figures(r);
     s.ws = ws_figures(r);
-    s.scale_out = added.map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
+    s.scale_out = changes
+        .added
+        .map(|(id, at)| scale_out(&s.timeline, bucket, id, at));
+    s.scale_in = changes.removed.map(|(id, at)| scale_in(&r.samples, id, at));
     s
 }
 

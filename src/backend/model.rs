@@ -105,6 +105,9 @@ pub struct Backend {
     pub id: Arc<str>,
     /// Address tether connects to.
     pub addr: SocketAddr,
+    /// The DNS name it is reached by, if any: the TLS server name when the pool has no
+    /// `tls_sni`.
+    pub name: Option<Arc<str>>,
     weight: AtomicU32,
     in_flight: AtomicUsize,
     admin: AtomicU8,
@@ -140,6 +143,7 @@ impl Backend {
         Self {
             id: id.into(),
             addr,
+            name: None,
             weight: AtomicU32::new(weight),
             in_flight: AtomicUsize::new(0),
             admin: AtomicU8::new(AdminState::Enabled as u8),

@@ -270,21 +270,26 @@ min_ttl = "500ms"
     }
 
     #[test]
-    fn tls_to_backends_by_name_without_tls_sni_is_a_warning() {
-        let text = GOOD
+    fn tls_to_backends_reached_by_name_needs_no_tls_sni() {
+        // By name, or discovered under a name: that name is the server name, no warning.
+        let named = GOOD
             .replace("127.0.0.1:9002", "app.internal:9002")
             .replace("balance = \"least_conn\"", "tls = true");
-        let c = parse(&text).unwrap();
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.starts_with("pool.app.tls_sni (line 16)")),
-            "{:?}",
-            c.warnings
-        );
-        let c =
-            parse(&text.replace("tls = true", "tls = true\ntls_sni = \"app.internal\"")).unwrap();
+        let c = parse(&named).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let pool = |discover: &str| {
+            GOOD.replace(
+                "balance = \"least_conn\"",
+                &format!("tls = true\ndiscover = {{ {discover} }}"),
+            )
+        };
+        for discover in [
+            "dns = \"app.internal\", port = 8443",
+            "srv = \"_https._tcp.app.internal\"",
+        ] {
+            let c = parse(&pool(discover)).unwrap();
+            assert!(c.warnings.is_empty(), "{discover}: {:?}", c.warnings);
+        }
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub(super) fn validate_pool(
                 id: id.clone(),
                 addr,
                 weight,
+                name: None,
             }),
             Some(BackendAddr::Named(host, port)) => named.push(NamedBackend {
                 id: id.clone(),
@@ -180,28 +181,6 @@ pub(super) fn validate_pool(
             .map(|c| crate::tls::resolve(base, std::path::Path::new(c.get_ref()))),
         sni: rp.tls_sni.as_ref().map(|s| s.get_ref().clone()),
     });
-    // SNI is per pool and defaults to the backend's IP, which certificates rarely name.
-    let by_name = rp
-        .backend
-        .iter()
-        .map(|b| &b.addr)
-        .find(|a| a.get_ref().parse::<std::net::SocketAddr>().is_err());
-    if let (Some(_), None, Some(at)) = (&tls, &rp.tls_sni, by_name) {
-        p.warn(
-            &format!("{key}.tls_sni"),
-            at,
-            "backends are reached by name over TLS, but SNI and verification use their IP \
-             address: set tls_sni to the name their certificate has",
-        );
-    }
-    if let (Some(_), None, Some(d)) = (&tls, &rp.tls_sni, &rp.discover) {
-        p.warn(
-            &format!("{key}.tls_sni"),
-            d,
-            "discovered backends are reached over TLS by IP address: set tls_sni to the name \
-             their certificate has",
-        );
-    }
     if let Some(t) = &tls {
         if let Some(sni) = &rp.tls_sni {
             if rustls::pki_types::ServerName::try_from(sni.get_ref().as_str()).is_err() {

@@ -315,7 +315,8 @@ impl Default for ResolverConfig {
 pub struct UpstreamTls {
     /// CA certificates (PEM) that sign backend certificates; `None` = the system's roots.
     pub ca: Option<std::path::PathBuf>,
-    /// Name sent as SNI and verified in the certificate; `None` = the backend's IP address.
+    /// Name sent as SNI and verified in the certificate; `None` = the name the backend is
+    /// reached by, or its IP address when it has none.
     pub sni: Option<String>,
 }
 
@@ -379,4 +380,7 @@ pub struct BackendConfig {
     pub addr: SocketAddr,
     /// Relative share of traffic.
     pub weight: u32,
+    /// The DNS name it is reached by (`addr = "name:port"`, `discover.dns`): with TLS, the name
+    /// sent as SNI and verified in its certificate unless the pool sets `tls_sni`.
+    pub name: Option<String>,
 }

@@ -224,6 +224,7 @@ mod tests {
             id: addr.into(),
             addr: addr.parse().unwrap(),
             weight: 1,
+            name: None,
         }
     }
 

@@ -47,6 +47,7 @@ pub fn upsert_backend(
                 id: id.into(),
                 addr,
                 weight: weight.unwrap_or(1),
+                name: None,
             });
             true
         }

@@ -39,13 +39,16 @@ pub fn sources(pool: &PoolConfig) -> Vec<Source> {
         .collect()
 }
 
-/// One address of an answer, with the weight its backend gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One address of an answer, with the weight its backend gets and the name it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Target {
     /// Where the backend listens.
     pub addr: SocketAddr,
     /// Its share of traffic.
     pub weight: u32,
+    /// The name whose address records gave it (an SRV record's target, or the name looked
+    /// up): the backend's TLS server name unless the pool sets `tls_sni`.
+    pub name: String,
 }
 
 /// A successful, non-empty lookup.
@@ -66,6 +69,8 @@ pub struct SrvRecord {
     pub weight: u16,
     /// Port on every address of the target.
     pub port: u16,
+    /// The target's name, without the root's trailing dot.
+    pub target: String,
     /// The target's addresses.
     pub ips: Vec<std::net::IpAddr>,
 }
@@ -91,6 +96,7 @@ pub fn srv_targets(records: &[SrvRecord]) -> Vec<Target> {
             r.ips.iter().map(move |ip| Target {
                 addr: SocketAddr::new(*ip, r.port),
                 weight,
+                name: r.target.clone(),
             })
         })
         .collect();
@@ -104,9 +110,10 @@ pub fn normalize(mut targets: Vec<Target>) -> Vec<Target> {
     targets
 }
 
-/// The backends a source stands for after `answer`. A discovered backend's id is its address
-/// (`10.0.0.5:8080`, `[fd00::5]:8080`), so every tether instance asking the same name server
-/// gives a client the same cookie and hash position. A named backend keeps its current
+/// The backends a source stands for after `answer`, each with the name it is reached by (for
+/// TLS). A discovered backend's id is its address (`10.0.0.5:8080`, `[fd00::5]:8080`), so
+/// every tether instance asking the same name server gives a client the same cookie and hash
+/// position. A named backend keeps its current
 /// address while the answer still has it (round-robin DNS reorders answers; following the
 /// order would drain it for nothing), else takes the lowest.
 pub fn backends(source: &Source, answer: &Answer, current: &[BackendConfig]) -> Vec<BackendConfig> {
@@ -127,6 +134,7 @@ pub fn backends(source: &Source, answer: &Answer, current: &[BackendConfig]) -> 
                 id: n.id.clone(),
                 addr,
                 weight: n.weight,
+                name: Some(n.host.clone()),
             })
             .into_iter()
             .collect()
@@ -138,6 +146,7 @@ pub fn backends(source: &Source, answer: &Answer, current: &[BackendConfig]) -> 
                 id: t.addr.to_string(),
                 addr: t.addr,
                 weight: t.weight,
+                name: Some(t.name.clone()),
             })
             .collect(),
     }
@@ -176,6 +185,7 @@ mod tests {
                     .map(|a| Target {
                         addr: a.parse().unwrap(),
                         weight: 1,
+                        name: "app.internal".into(),
                     })
                     .collect(),
             ),
@@ -238,6 +248,7 @@ mod tests {
             priority,
             weight,
             port,
+            target: format!("t{port}.internal"),
             ips: ips.iter().map(|s| ip(s)).collect(),
         };
         let targets = srv_targets(&[
@@ -251,11 +262,13 @@ mod tests {
             [
                 Target {
                     addr: "10.0.0.1:82".parse().unwrap(),
-                    weight: MAX_WEIGHT
+                    weight: MAX_WEIGHT,
+                    name: "t82.internal".into(),
                 },
                 Target {
                     addr: "10.0.0.2:81".parse().unwrap(),
-                    weight: 1
+                    weight: 1,
+                    name: "t81.internal".into(),
                 },
             ]
         );

@@ -93,6 +93,7 @@ impl Resolver {
             .map(|ip| Target {
                 addr: SocketAddr::new(ip, port),
                 weight,
+                name: name.to_string(),
             })
             .collect();
         Ok(Answer {
@@ -125,6 +126,7 @@ impl Resolver {
                 priority: srv.priority(),
                 weight: srv.weight(),
                 port: srv.port(),
+                target: srv.target().to_utf8().trim_end_matches('.').to_string(),
                 ips,
             });
         }

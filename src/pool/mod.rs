@@ -56,7 +56,10 @@ impl Pool {
             .backends
             .iter()
             .chain(resolved)
-            .map(|b| match old_of(&b.id).into_iter().find(|old| old.addr == b.addr) {
+            .map(|b| match old_of(&b.id)
+                .into_iter()
+                .find(|old| old.addr == b.addr && old.name.as_deref() == b.name.as_deref())
+            {
                 Some(old) => {
                     // Re-added while it drained after a removal: it takes its place again
                     // rather than serving beside a second instance of the same id.
@@ -70,6 +73,7 @@ impl Pool {
                 None => {
                     let mut fresh =
                         Backend::new(&b.id, b.addr, b.weight, config.max_idle_per_backend);
+                    fresh.name = b.name.as_deref().map(Arc::from);
                     // A new address for a known id: the id's counters carry on.
                     if let Some(old) = old_of(&b.id).first() {
                         fresh.stats = Arc::clone(&old.stats);

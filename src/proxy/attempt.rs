@@ -84,6 +84,7 @@ pub(super) async fn attempt(
     } else {
         Box::pin(upstream::connect(
             backend.addr,
+            backend.name.as_deref(),
             settings.connect_timeout,
             &settings.upstream,
             &backend.idle,

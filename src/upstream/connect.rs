@@ -29,10 +29,12 @@ pub enum ConnectError {
     Handshake(#[from] hyper::Error),
 }
 
-/// Opens a new connection to `addr` within `timeout`. An HTTP/2 connection is also shared
-/// through `idle` for the requests that follow.
+/// Opens a new connection to `addr` within `timeout`. Over TLS the server name is the pool's
+/// `tls_sni`, else `name` (the DNS name the backend is reached by), else the IP address. An
+/// HTTP/2 connection is also shared through `idle` for the requests that follow.
 pub async fn connect(
     addr: SocketAddr,
+    name: Option<&str>,
     timeout: Duration,
     proto: &UpstreamProto,
     idle: &IdleConns,
@@ -48,11 +50,16 @@ pub async fn connect(
         match &proto.tls {
             None if proto.protocol == Protocol::Http1 => Ok(resume(stream, addr, idle).await?),
             None => handshake(stream, addr, proto.protocol).await,
-            Some((connector, name)) => {
-                let name = name
+            Some((connector, sni)) => {
+                let by_name = || {
+                    let n = name?;
+                    ServerName::try_from(n.to_string()).ok()
+                };
+                let server = sni
                     .clone()
+                    .or_else(by_name)
                     .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-                let tls = connector.connect(name, stream).await?;
+                let tls = connector.connect(server, stream).await?;
                 handshake(tls, addr, proto.protocol).await
             }
         }

@@ -52,6 +52,7 @@ mod startup_log;
 mod streaming;
 mod timeouts;
 mod tls;
+mod tls_names;
 mod upstream_h1;
 mod upstream_park;
 mod websocket;

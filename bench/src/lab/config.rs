@@ -6,6 +6,7 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use super::stop::Stop;
+use crate::dns_server::NAME;
 use crate::scenario::Scenario;
 
 /// Asks `tether check` whether it accepts `config`. A refusal skips the cell rather than failing
@@ -31,12 +32,15 @@ pub async fn check_config(tether: &Path, config: &Path) -> Result<(), Stop> {
 }
 
 /// The tether config of a cell: one listener, one pool `app` holding the `pooled` backends,
-/// with the scenario's pool keys passed through.
+/// with the scenario's pool keys passed through. With `dns` (the cell's name server, and the
+/// port every backend listens on) the pool discovers its backends under `dns_server::NAME`
+/// instead, and `[resolver]` asks that server alone.
 pub fn tether_config(
     sc: &Scenario,
     affinity: &str,
     axis: &str,
     pooled: &[(String, SocketAddr)],
+    dns: Option<(SocketAddr, u16)>,
 ) -> String {
     let t = &sc.topology;
     let mut pool = Table::new();
@@ -63,8 +67,26 @@ pub fn tether_config(
             Value::Table(b)
         })
         .collect();
-    pool.insert("backend".into(), Value::Array(backends));
     let mut root = Table::new();
+    match dns {
+        Some((server, port)) => {
+            let mut discover = Table::new();
+            discover.insert("dns".into(), NAME.into());
+            discover.insert("port".into(), i64::from(port).into());
+            discover.insert("interval".into(), "1s".into());
+            pool.insert("discover".into(), Value::Table(discover));
+            let mut resolver = Table::new();
+            let servers = vec![Value::from(server.to_string())];
+            resolver.insert("nameservers".into(), Value::Array(servers));
+            // dnsmasq answers with TTL 0: this floor is how soon tether sees a change.
+            resolver.insert("min_ttl".into(), "200ms".into());
+            resolver.insert("timeout".into(), "500ms".into());
+            root.insert("resolver".into(), Value::Table(resolver));
+        }
+        None => {
+            pool.insert("backend".into(), Value::Array(backends));
+        }
+    }
     let mut runtime = Table::new();
     runtime.insert("shutdown_timeout".into(), "2s".into());
     root.insert("runtime".into(), Value::Table(runtime));

@@ -1,6 +1,6 @@
 //! Carries out timeline events: signals to backend processes (the demo shop's or the user's
-//! app's), restarts at the same address, admin API calls to every tether, and fault switches on
-//! a demo backend.
+//! app's), restarts at the same address, admin API calls to every tether, changes of the DNS
+//! answer a discovering pool follows, and fault switches on a demo backend.
 
 use std::time::Duration;
 
@@ -67,7 +67,11 @@ pub async fn apply(fleet: &mut Fleet, e: &EventSpec) -> anyhow::Result<String> {
                 .await
         }
         Action::Drain | Action::Enable | Action::Disable => {
-            let path = format!("/pools/app/backends/{id}/{}", e.action.name());
+            let path = format!(
+                "/pools/app/backends/{}/{}",
+                fleet.tether_id(id),
+                e.action.name()
+            );
             fleet.admin_all(Method::POST, &path, None).await
         }
         Action::Remove => {
@@ -75,6 +79,14 @@ pub async fn apply(fleet: &mut Fleet, e: &EventSpec) -> anyhow::Result<String> {
                 .admin_all(Method::DELETE, &format!("/pools/app/backends/{id}"), None)
                 .await
         }
+        Action::DnsAdd => {
+            let started = match fleet.running_addr(id)? {
+                Some(_) => String::new(),
+                None => format!("started at {}; ", fleet.start_backend(id).await?),
+            };
+            Ok(format!("{started}{}", fleet.set_in_dns(id, true).await?))
+        }
+        Action::DnsRemove => fleet.set_in_dns(id, false).await,
         Action::Fault => {
             let addr = fleet.addr(id).context("backend has no address yet")?;
             let mut q = Vec::new();

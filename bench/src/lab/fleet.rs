@@ -2,7 +2,7 @@
 //! tether instances, with the admin call that must reach every instance.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use hyper::Method;
 
 use super::launch::{Launcher, StartAt};
+use crate::dns_server::DnsServer;
 use crate::procs::Proc;
 use crate::redis_server::RedisServer;
 
@@ -40,6 +41,8 @@ pub struct Fleet {
     redis_url: Option<String>,
     /// The cell's own redis-server, when the scenario's events act on it; how often started.
     redis: Option<(RedisServer, u32)>,
+    /// The cell's name server, when its pool discovers the backends through DNS.
+    dns: Option<DnsServer>,
 }
 
 impl Fleet {
@@ -71,6 +74,53 @@ impl Fleet {
             dir,
             redis_url,
             redis: None,
+            dns: None,
+        }
+    }
+
+    /// Makes the backends discoverable through `dns`: one port for all (a DNS answer carries
+    /// addresses only), and backend N on 127.0.0.(N+1), kept across restarts.
+    pub fn discover(&mut self, dns: DnsServer) -> anyhow::Result<()> {
+        let port = std::net::TcpListener::bind("127.0.0.2:0")
+            .and_then(|l| l.local_addr())
+            .context("no free port on 127.0.0.2")?
+            .port();
+        for slot in self.backends.values_mut() {
+            let n = u8::try_from(slot.index + 1).context("too many backends for 127.0.0.N")?;
+            slot.addr = Some(SocketAddr::from(([127, 0, 0, n], port)));
+        }
+        self.dns = Some(dns);
+        Ok(())
+    }
+
+    /// The cell's name server and the port every backend listens on, when it discovers them.
+    pub fn dns_target(&self) -> Option<(SocketAddr, u16)> {
+        let port = self.backends.values().next()?.addr?.port();
+        self.dns.as_ref().map(|d| (d.addr, port))
+    }
+
+    /// Puts (`true`) or takes backend `id`'s address into / out of the DNS answer.
+    pub async fn set_in_dns(&mut self, id: &str, present: bool) -> anyhow::Result<String> {
+        let ip: IpAddr = self
+            .backends
+            .get(id)
+            .and_then(|s| s.addr)
+            .context("unknown backend")?
+            .ip();
+        let dns = self.dns.as_mut().context("this cell has no name server")?;
+        if present {
+            dns.add(ip).await
+        } else {
+            dns.remove(ip).await
+        }
+    }
+
+    /// The id tether knows backend `id` by: its own in a listed pool, its address when
+    /// discovered.
+    pub fn tether_id(&self, id: &str) -> String {
+        match (&self.dns, self.backends.get(id).and_then(|s| s.addr)) {
+            (Some(_), Some(addr)) => addr.to_string(),
+            _ => id.to_string(),
         }
     }
 
@@ -248,8 +298,12 @@ impl Fleet {
         Ok(done.join("; "))
     }
 
-    /// Stops every process (tether gracefully, backends and the cell's redis with SIGKILL).
+    /// Stops every process (tether gracefully; backends, the cell's redis and its name server
+    /// with SIGKILL).
     pub async fn shutdown(&mut self) {
+        if let Some(d) = &mut self.dns {
+            let _ = d.proc.kill().await;
+        }
         if let Some((r, _)) = &mut self.redis {
             let _ = r.proc.signal("CONT").await;
             let _ = r.proc.kill().await;

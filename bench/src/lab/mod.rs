@@ -23,6 +23,7 @@ pub use self::launch::Launcher;
 use self::progress::progress_line;
 pub use self::stop::Stop;
 use self::task::AbortOnDrop;
+use crate::dns_server::DnsServer;
 use crate::load::{self, LoadResult, LoadSpec, Probe, Progress};
 use crate::redis_server::RedisServer;
 use crate::report::{CellReport, EventRecord, ScenarioReport};
@@ -78,6 +79,11 @@ impl<'a> Lab<'a> {
         self.fleet.own_redis(server);
     }
 
+    /// Makes the cell's pool discover its backends through `dns`, a name server of its own.
+    pub fn discover(&mut self, dns: DnsServer) -> anyhow::Result<()> {
+        self.fleet.discover(dns)
+    }
+
     /// Starts the processes, runs the load and the timeline, fills in `cell`; returns what
     /// the users saw.
     pub async fn run(
@@ -98,12 +104,19 @@ impl<'a> Lab<'a> {
                 });
             }
         }
+        // A discovering pool's first answer holds the pooled backends before tether starts.
+        if self.fleet.dns_target().is_some() {
+            for id in pooled {
+                self.fleet.set_in_dns(id, true).await?;
+            }
+        }
         let config = self.dir.join("tether.toml");
         let text = tether_config(
             self.sc,
             &self.affinity,
             &self.axis,
             &self.fleet.pooled(self.sc.topology.backends),
+            self.fleet.dns_target(),
         );
         std::fs::write(&config, text).map_err(anyhow::Error::from)?;
         check_config(&self.tether, &config).await?;
@@ -188,9 +201,24 @@ impl<'a> Lab<'a> {
         // Scale-out is about a spare joining, not a replaced backend coming back.
         let added = events
             .iter()
-            .find(|e| e.action == Action::Add && !pooled.contains(&e.backend))
+            .find(|e| {
+                matches!(e.action, Action::Add | Action::DnsAdd) && !pooled.contains(&e.backend)
+            })
             .map(|e| (e.backend.as_str(), e.at.0.as_secs_f64()));
-        cell.stats = stats::compute(&result, self.sc.bucket(), added, &cell.marks());
+        // Scale-in is a backend leaving for good, not one replaced in a rolling deploy.
+        let removed = events
+            .iter()
+            .find(|e| {
+                matches!(e.action, Action::Remove | Action::DnsRemove)
+                    && !events.iter().any(|later| {
+                        later.at.0 >= e.at.0
+                            && later.backend == e.backend
+                            && matches!(later.action, Action::Add | Action::DnsAdd)
+                    })
+            })
+            .map(|e| (e.backend.as_str(), e.at.0.as_secs_f64()));
+        let changes = stats::Changes { added, removed };
+        cell.stats = stats::compute(&result, self.sc.bucket(), changes, &cell.marks());
         cell.stats.theory = theory::derive(
             &result,
             &cell.setup(&ScenarioReport::new(self.sc, false, Vec::new())),

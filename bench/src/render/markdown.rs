@@ -103,6 +103,9 @@ pub fn markdown(r: &ScenarioReport) -> String {
                 s(so.fair_share_50_s), s(so.fair_share_90_s), so.final_share * 100.0
             );
         }
+        if let Some(si) = &c.stats.scale_in {
+            let _ = writeln!(out, "\n{}: {}", c.name(), si.describe());
+        }
     }
     out
 }

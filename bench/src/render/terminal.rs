@@ -133,6 +133,9 @@ pub fn table(r: &ScenarioReport) -> String {
                 so.fair_share * 100.0
             );
         }
+        if let Some(si) = &c.stats.scale_in {
+            let _ = writeln!(out, "scale-in {}: {}", c.name(), si.describe());
+        }
     }
     for c in &r.cells {
         if let Some(why) = &c.skip_reason {

@@ -32,6 +32,13 @@ pub enum Action {
     Remove,
     /// `POST /fault` on the backend itself (delay_ms, error_rate, hang).
     Fault,
+    /// Start the process if needed, then put its address into the DNS answer the pool
+    /// discovers its backends from (`topology.discover`).
+    #[serde(rename = "dns-add")]
+    DnsAdd,
+    /// Take the backend's address out of the DNS answer: tether drains it.
+    #[serde(rename = "dns-remove")]
+    DnsRemove,
 }
 
 impl Action {
@@ -50,6 +57,8 @@ impl Action {
             Action::Disable => "disable",
             Action::Remove => "remove",
             Action::Fault => "fault",
+            Action::DnsAdd => "dns-add",
+            Action::DnsRemove => "dns-remove",
         }
     }
 }
@@ -70,6 +79,6 @@ pub struct EventSpec {
     pub error_rate: Option<f64>,
     /// `fault`: never answer.
     pub hang: Option<bool>,
-    /// `add`: weight in the pool.
+    /// `add`: weight in the pool (not `dns-add`: every discovered backend weighs the same).
     pub weight: Option<u32>,
 }

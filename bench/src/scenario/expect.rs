@@ -67,6 +67,8 @@ pub const METRICS: &[&str] = &[
     "max_mean_load",
     "fair_share_50_s",
     "fair_share_90_s",
+    "answered_after_removal",
+    "drain_s",
     "send_lag_p99_ms",
     "revocation_window_max_ms",
     "revocation_still_open",

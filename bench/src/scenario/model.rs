@@ -91,6 +91,10 @@ pub struct Topology {
     pub access_ttl: Option<Dur>,
     /// tether `response_timeout` (a frozen backend holds requests this long).
     pub response_timeout: String,
+    /// The pool finds its backends through DNS (`discover`) instead of a list: the lab starts
+    /// a dnsmasq of the cell's own, binds every backend to its own 127.0.0.N on one port, and
+    /// `dns-add` / `dns-remove` events change the answer.
+    pub discover: bool,
 }
 
 impl Default for Topology {
@@ -105,6 +109,7 @@ impl Default for Topology {
             token_ttl: None,
             access_ttl: None,
             response_timeout: "10s".into(),
+            discover: false,
         }
     }
 }

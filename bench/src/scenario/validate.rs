@@ -36,6 +36,18 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
             e.backend,
             ids.join(", ")
         );
+        let dns_event = matches!(e.action, Action::DnsAdd | Action::DnsRemove);
+        anyhow::ensure!(
+            !dns_event || sc.topology.discover,
+            "event[{i}].action: {} changes the DNS answer, which needs topology.discover = true",
+            e.action.name()
+        );
+        anyhow::ensure!(
+            !(sc.topology.discover && matches!(e.action, Action::Add | Action::Remove)),
+            "event[{i}].action: tether refuses admin API {} on a pool that discovers its backends; use dns-{}",
+            e.action.name(),
+            e.action.name()
+        );
         anyhow::ensure!(
             !(sc.app.is_some() && e.action == Action::Fault),
             "event[{i}].action: fault switches exist only in the demo shop, not in an [app]"
@@ -46,6 +58,15 @@ pub fn validate(sc: &Scenario) -> anyhow::Result<()> {
             e.at.0
         );
     }
+    anyhow::ensure!(
+        !(sc.topology.discover && sc.app.is_some()),
+        "topology.discover: needs the demo shop, which binds each backend to its own 127.0.0.N \
+         (an [app] is given only a {{port}} on 127.0.0.1)"
+    );
+    anyhow::ensure!(
+        !sc.topology.discover || sc.topology.backends + sc.topology.spares <= 250,
+        "topology.discover: at most 250 backends (one 127.0.0.N address each)"
+    );
     match &sc.app {
         Some(app) => {
             app.check()?;
@@ -141,6 +162,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("drain cannot act on redis"));
+    }
+
+    #[test]
+    fn dns_events_need_a_discovering_pool_and_replace_add_and_remove() {
+        let ev = |discover: bool, action: &str| {
+            let text = format!(
+                "name = \"x\"\n[topology]\ndiscover = {discover}\nspares = 1\n[[event]]\nat = \"1s\"\naction = \"{action}\"\nbackend = \"app-5\"\n"
+            );
+            validate(&toml::from_str(&text).unwrap()).map_err(|e| e.to_string())
+        };
+        assert!(ev(true, "dns-add").is_ok() && ev(true, "dns-remove").is_ok());
+        assert!(ev(false, "dns-add")
+            .unwrap_err()
+            .contains("topology.discover"));
+        assert!(ev(true, "add").unwrap_err().contains("use dns-add"));
     }
 
     #[test]

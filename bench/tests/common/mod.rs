@@ -1,5 +1,5 @@
-//! What the lab's end-to-end tests share: whether redis-server is installed, and one quick run
-//! of a shipped scenario with the tether binary built beside `tether-bench`.
+//! What the lab's end-to-end tests share: whether redis-server and dnsmasq are installed, and
+//! one quick run of a shipped scenario with the tether binary built beside `tether-bench`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -7,10 +7,23 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// True when `redis-server` is on the PATH.
+#[allow(dead_code)]
 pub fn redis_installed() -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
         .unwrap_or(false)
+}
+
+/// True when `dnsmasq` is installed (on the PATH or in an sbin directory, where it usually
+/// lives).
+#[allow(dead_code)]
+pub fn dnsmasq_installed() -> bool {
+    let path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path.into_iter()
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .any(|d| d.join("dnsmasq").is_file())
 }
 
 /// Runs `tether-bench run scenarios/NAME.toml --quick` into a fresh directory; its output, and
