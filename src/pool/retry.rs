@@ -1,7 +1,9 @@
 //! The retry budget: how many backends one request may try (`max_attempts`), and how many
-//! requests may be retrying at once, as a share of the pool's requests in flight
+//! requests may be replaying at once, as a share of the pool's requests in flight
 //! (`retry_budget`, with a floor of `min_retry_concurrency`), after Envoy's retry budget. It
-//! stops a failing or slow pool from multiplying its own load with retries.
+//! stops a failing or slow pool from multiplying its own load with replays. Moving on after a
+//! refused connection is bound by `max_attempts` only: the request was never sent, so it adds
+//! no load, and a killed backend's share of a busy pool must not become errors.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -55,8 +57,17 @@ impl RetryBudget {
         }
     }
 
-    /// Whether a request that has made `attempts` attempts may make another. A request's first
-    /// retry takes a place among the retrying ones (`held` keeps it until the request is done);
+    /// Whether a request that has made `attempts` attempts may try another backend after a
+    /// connection that could not be made.
+    pub fn allow_connect(&self, attempts: usize) -> Result<(), Denied> {
+        if attempts >= self.max_attempts {
+            return Err(Denied::MaxAttempts);
+        }
+        Ok(())
+    }
+
+    /// Whether a request that has made `attempts` attempts may be sent again (a replay after
+    /// a failure once sent). A request's first replay takes a place among the retrying ones (`held` keeps it until the request is done);
     /// `in_flight` (the pool's requests in flight) is read only then.
     pub fn allow<'a>(
         &'a self,
@@ -64,9 +75,7 @@ impl RetryBudget {
         held: &mut Option<Retrying<'a>>,
         in_flight: impl FnOnce() -> usize,
     ) -> Result<(), Denied> {
-        if attempts >= self.max_attempts {
-            return Err(Denied::MaxAttempts);
-        }
+        self.allow_connect(attempts)?;
         if held.is_some() {
             return Ok(());
         }

@@ -150,10 +150,7 @@ pub(super) async fn forward(
                 backend.stats.count_failure(stats::Failure::Connect);
                 let ejected = backend.record_connect_failure(started, &pool.settings.passive);
                 note_ejection(pool, backend, ejected);
-                if let Err(denied) = pool
-                    .retry
-                    .allow(attempts, &mut retrying, || pool.in_flight())
-                {
+                if let Err(denied) = pool.retry.allow_connect(attempts) {
                     backend.stats.count_retry_refused();
                     record.backend = Some(Arc::clone(&backend.id));
                     if may_warn(pool, backend) {

@@ -66,7 +66,9 @@ fn transfer_coding(headers: &HeaderMap) -> Option<Refusal> {
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .any(|coding| !coding.eq_ignore_ascii_case(b"chunked"));
+        .any(|coding| {
+            !coding.eq_ignore_ascii_case(b"chunked") && !coding.eq_ignore_ascii_case(b"identity")
+        });
     if other {
         return Refusal::unsupported("transfer codings other than chunked are not supported");
     }
