@@ -24,8 +24,10 @@ pub(super) enum Failure {
     /// was found closed before any response to an idempotent request): it comes back for
     /// another connection.
     Resendable(Request<ClientBody>, ConnectError),
-    /// The request was sent (at least partly) and then failed.
-    Sent(ProxyError),
+    /// The request was sent (at least partly) and then failed. With `replay` asked for, the
+    /// request comes back to be sent elsewhere: still in hand after an exchange of [`h1`],
+    /// which only borrows it, or a copy made before hyper's client took it.
+    Sent(ProxyError, Option<Request<ClientBody>>),
 }
 
 /// A connection to send one request on.
@@ -45,6 +47,7 @@ pub(super) async fn attempt(
     backend: &Arc<Backend>,
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
+    replay: bool,
 ) -> Result<(Response<UpstreamBody>, Release), Failure> {
     // Bodiless requests to plain HTTP/1.1 backends skip hyper's client (see `upstream::h1`).
     let inline = settings.upstream.plain_h1() && h1::eligible(&req);
@@ -62,7 +65,7 @@ pub(super) async fn attempt(
         None => None,
     };
     if let Some(conn) = reused {
-        match send(conn, backend, settings, req).await {
+        match send(conn, backend, settings, req, replay).await {
             // The backend closed the idle connection just as we took it: not the backend's
             // fault and nothing was sent, so a fresh connection to it gets the request.
             Err(Failure::Resendable(back, _)) => req = back,
@@ -93,7 +96,7 @@ pub(super) async fn attempt(
         .map(Conn::Hyper)
     };
     match fresh {
-        Ok(conn) => send(conn, backend, settings, req).await,
+        Ok(conn) => send(conn, backend, settings, req, replay).await,
         Err(e) => Err(Failure::Resendable(req, e)),
     }
 }
@@ -103,13 +106,14 @@ async fn send(
     backend: &Arc<Backend>,
     settings: &PoolSettings,
     mut req: Request<ClientBody>,
+    replay: bool,
 ) -> Result<(Response<UpstreamBody>, Release), Failure> {
     let mut sender = match conn {
         Conn::Hyper(sender) => sender,
         Conn::Bare { stream, reused } => {
             let exchange = h1::exchange(stream, &req, backend, reused);
             return match tokio::time::timeout(settings.response_timeout, exchange).await {
-                Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
+                Err(_) => Err(Failure::Sent(ProxyError::Timeout, replay.then_some(req))),
                 Ok(Ok(resp)) => Ok((resp.map(UpstreamBody::Inline), Release::none())),
                 Ok(Err(h1::Failed {
                     resendable: true,
@@ -118,25 +122,38 @@ async fn send(
                     req,
                     ConnectError::Io(std::io::Error::other(error)),
                 )),
-                Ok(Err(h1::Failed { error, .. })) => {
-                    Err(Failure::Sent(ProxyError::UpstreamH1(error)))
-                }
+                Ok(Err(h1::Failed { error, .. })) => Err(Failure::Sent(
+                    ProxyError::UpstreamH1(error),
+                    replay.then_some(req),
+                )),
             };
         }
     };
     if let Sender::H2(_) = sender {
         absolute_uri(&mut req, settings, backend);
     }
+    // hyper's client keeps the request once it is sent: a header-map clone, made only here.
+    let copy = replay.then(|| copy_bodiless(&req));
     let sent = tokio::time::timeout(settings.response_timeout, sender.send(req)).await;
     match sent {
-        Err(_) => Err(Failure::Sent(ProxyError::Timeout)),
+        Err(_) => Err(Failure::Sent(ProxyError::Timeout, copy)),
         Ok(Ok(resp)) => Ok((resp.map(UpstreamBody::Hyper), Release::new(sender, backend))),
         Ok(Err(mut e)) => match e.take_message() {
             Some(back) => Err(Failure::Resendable(
                 back,
                 ConnectError::Handshake(e.into_error()),
             )),
-            None => Err(Failure::Sent(ProxyError::Upstream(e.into_error()))),
+            None => Err(Failure::Sent(ProxyError::Upstream(e.into_error()), copy)),
         },
     }
+}
+
+/// A copy of a bodiless request: method, target, version and headers.
+fn copy_bodiless(req: &Request<ClientBody>) -> Request<ClientBody> {
+    let mut copy = Request::new(ClientBody::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }

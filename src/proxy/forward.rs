@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
@@ -25,33 +25,12 @@ use crate::pool::Pool;
 use crate::stats;
 use crate::upstream::Release;
 
-/// What is needed to send a safe, bodiless request again.
-struct Replay {
-    method: http::Method,
-    uri: Uri,
-    headers: http::HeaderMap,
-}
-
-impl Replay {
-    /// A copy of `req` if it is GET, HEAD or OPTIONS without a body.
-    fn of(req: &Request<ClientBody>) -> Option<Replay> {
-        use http::Method;
-        use http_body::Body as _;
-        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        (safe && req.body().is_end_stream()).then(|| Replay {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-        })
-    }
-
-    fn request(&self) -> Request<ClientBody> {
-        let mut req = Request::new(ClientBody::empty());
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
+/// A GET, HEAD or OPTIONS without a body: safe to send again after a failure.
+fn replayable(req: &Request<ClientBody>) -> bool {
+    use http::Method;
+    use http_body::Body as _;
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && req.body().is_end_stream()
 }
 
 /// Sends `req` to the planned backend, then to others in the balancer's (or the hash ring's)
@@ -65,10 +44,8 @@ pub(super) async fn forward(
     // Inline: no allocation unless a request tries more than four backends.
     let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     let mut next = plan.first;
-    // The copy costs a header-map clone, so it is made only where a replay could happen.
-    let replay = (pool.settings.retry_idempotent && pool.backends.len() > 1)
-        .then(|| Replay::of(&req))
-        .flatten();
+    // The request comes back from a failed attempt only where it may be replayed.
+    let replay = pool.settings.retry_idempotent && pool.backends.len() > 1 && replayable(&req);
     // Backends passed over at `max_connections`: with no other to try, the request waits for
     // the first of them.
     let mut full: SmallVec<[usize; 4]> = SmallVec::new();
@@ -113,7 +90,7 @@ pub(super) async fn forward(
         let sent_at = Instant::now();
         // Passive health ignores outcomes of requests sent before an ejection.
         let started = now_ms();
-        let outcome = attempt(backend, &pool.settings, req).await;
+        let outcome = attempt(backend, &pool.settings, req, replay).await;
         let passive = &pool.settings.passive;
         match outcome {
             Ok((mut resp, release)) => {
@@ -168,7 +145,7 @@ pub(super) async fn forward(
             }
             // The client's body failed (malformed chunking, too slow, client gone): the
             // client's fault, so it counts against neither the backend's health nor its stats.
-            Err(Failure::Sent(ProxyError::Upstream(e))) if e.is_user() => {
+            Err(Failure::Sent(ProxyError::Upstream(e), _)) if e.is_user() => {
                 record.backend = Some(Arc::clone(&backend.id));
                 tracing::debug!(pool.name = %pool.name, backend.id = %backend.id, error = %e, "client request body failed");
                 return Err(if TooSlow::caused(&e) {
@@ -177,7 +154,7 @@ pub(super) async fn forward(
                     ProxyError::ClientBody
                 });
             }
-            Err(Failure::Sent(e)) => {
+            Err(Failure::Sent(e, back)) => {
                 let kind = match e {
                     ProxyError::Timeout => stats::Failure::Timeout,
                     _ => stats::Failure::Upstream,
@@ -186,8 +163,8 @@ pub(super) async fn forward(
                 note_outcome(pool, backend, started, false);
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
-                let replayable = matches!((&replay, kind), (Some(_), stats::Failure::Upstream));
-                let allowed = replayable
+                let again = back.filter(|_| kind == stats::Failure::Upstream);
+                let allowed = again.is_some()
                     && match pool
                         .retry
                         .allow(attempts, &mut retrying, || pool.in_flight())
@@ -198,14 +175,14 @@ pub(super) async fn forward(
                             false
                         }
                     };
-                if let (true, Some(replay)) = (allowed, &replay) {
+                if let (true, Some(again)) = (allowed, again) {
                     if may_warn(pool, backend) {
                         tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
                     }
                     if plan.lost_pin() {
                         backend.stats.count_redispatch();
                     }
-                    req = replay.request();
+                    req = again;
                     continue;
                 }
                 record.backend = Some(Arc::clone(&backend.id));
