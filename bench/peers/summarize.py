@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Prints the peer benchmark's table: median (min-max) per proxy and tether's ratio to the
-better peer, from the JSON lines run.sh wrote."""
+"""Prints the peer benchmark's table: median (min-max) per proxy and each tether configuration's
+ratio to the better peer (`tether/best` for the defaults, `tuned/best` for tether.toml), from the
+JSON lines run.sh wrote. Files from before the two tether configurations (where `tether` was
+tether.toml) print with the columns they have."""
 import json
 import statistics
 import sys
@@ -45,13 +47,23 @@ def cell(metric, proxy):
     med = statistics.median(v)
     return f"{fmt(med)} ({fmt(min(v))}-{fmt(max(v))})", med
 
-print(f"{'metric':44} {'tether':>22} {'haproxy':>22} {'nginx':>22} {'tether/best':>11}")
+PEERS = ("haproxy", "nginx")
+TETHERS = {"tether": "tether/best", "tether-tuned": "tuned/best"}
+present = {p for (_, p) in values}
+proxies = [p for p in ("tether", "tether-tuned", *PEERS) if p in present]
+ratios = [t for t in TETHERS if t in present]
+
+header = f"{'metric':44}" + "".join(f" {p:>22}" for p in proxies) + "".join(f" {TETHERS[t]:>11}" for t in ratios)
+print(header)
 for metric, label in LABELS:
-    cells = {p: cell(metric, p) for p in ("tether", "haproxy", "nginx")}
-    peers = [m for p, (_, m) in cells.items() if p != "tether" and m is not None]
-    ratio = "-"
-    t = cells["tether"][1]
-    if t is not None and peers and "errors" not in metric and "lag" not in metric:
-        best = max(peers) if metric in HIGHER_IS_BETTER else min(peers)
-        ratio = f"{t / best:.2f}" if best else "-"
-    print(f"{label:44} {cells['tether'][0]:>22} {cells['haproxy'][0]:>22} {cells['nginx'][0]:>22} {ratio:>11}")
+    cells = {p: cell(metric, p) for p in proxies}
+    peers = [cells[p][1] for p in PEERS if p in cells and cells[p][1] is not None]
+    line = f"{label:44}" + "".join(f" {cells[p][0]:>22}" for p in proxies)
+    for t in ratios:
+        ratio = "-"
+        v = cells[t][1]
+        if v is not None and peers and "errors" not in metric and "lag" not in metric:
+            best = max(peers) if metric in HIGHER_IS_BETTER else min(peers)
+            ratio = f"{v / best:.2f}" if best else "-"
+        line += f" {ratio:>11}"
+    print(line)

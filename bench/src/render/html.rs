@@ -82,19 +82,24 @@ pub fn html(r: &ScenarioReport) -> String {
     for line in repeat_lines(r) {
         let _ = write!(out, "<p>{}</p>", esc(&line));
     }
-    let _ = write!(out, "<p>Events: ");
-    if let Some(c) = r.cells.iter().find(|c| c.ran) {
-        for e in r.events.iter().filter(|e| e.cell == c.name()) {
-            let _ = write!(
-                out,
-                "{} {} at {:.1}s; ",
-                esc(&e.action),
-                esc(&e.backend),
-                e.at_s
-            );
-        }
-    }
-    let _ = write!(out, "</p><ul>");
+    let events: Vec<String> = r
+        .cells
+        .iter()
+        .find(|c| c.ran)
+        .map(|c| {
+            r.events
+                .iter()
+                .filter(|e| e.cell == c.name())
+                .map(|e| format!("{} {} at {:.1}s", e.action, e.backend, e.at_s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let events = if events.is_empty() {
+        "none (the scenario's load alone)".to_string()
+    } else {
+        events.join("; ")
+    };
+    let _ = write!(out, "<p>Events: {}</p><ul>", esc(&events));
     for c in r.cells.iter().filter(|c| c.ran && c.stats.phases.len() > 1) {
         let _ = write!(out, "<li>{}</li>", esc(&phase_line(c)));
     }
