@@ -67,14 +67,27 @@ fn assert_rejected(config: &str, keys: &[&str]) {
 
 #[test]
 fn every_shipped_config_is_valid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    let mut configs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|err| panic!("read {}: {err}", dir.display()))
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The examples, and the tether configs the benchmarks run.
+    let tether_toml = |path: &Path| {
+        path.extension().is_some_and(|ext| ext == "toml")
+            && (path.starts_with(root.join("configs"))
+                || path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("tether")))
+    };
+    let mut configs: Vec<_> = ["configs", "bench/peers", "bench/callgrind"]
+        .iter()
+        .map(|dir| root.join(dir))
+        .flat_map(|dir| {
+            std::fs::read_dir(&dir)
+                .unwrap_or_else(|err| panic!("read {}: {err}", dir.display()))
+                .map(|entry| entry.expect("dir entry").path())
+        })
+        .filter(|path| tether_toml(path))
         .collect();
     configs.sort();
-    assert!(!configs.is_empty(), "no *.toml in {}", dir.display());
+    assert!(configs.len() >= 9, "too few configs found: {configs:?}");
     for config in configs {
         let output = check_file(&config, false);
         assert_eq!(
