@@ -76,7 +76,7 @@ function renderPools(pools, now) {
   const dt = previous ? (now - previous.at) / 1000 : 0;
   for (const name of Object.keys(pools).sort()) {
     box.append(el("h2", {}, "Pool " + name));
-    const heads = ["backend", "address", "state", "weight", "in flight", "req/s", "2xx / 4xx / 5xx", "errors", "pins / redispatches", "drain", "history", ""];
+    const heads = ["backend", "state", "weight", "in flight", "req/s", "2xx / 4xx / 5xx", "errors", "pins / redispatches", "drain", "history", ""];
     const table = el("table", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h))));
     for (const b of pools[name].backends) {
       const key = `${name}/${b.id}`;
@@ -92,13 +92,13 @@ function renderPools(pools, now) {
         el("button", { onclick: () => act(name, b.id, a), "data-action": a }, a)));
       const r = b.responses;
       table.append(el("tr", { "data-backend": key },
-        el("td", {}, b.id), el("td", {}, b.addr),
+        el("td", {}, b.id, el("br"), el("small", {}, b.addr)),
         el("td", {}, el("span", { class: "state " + b.state, "data-state": b.state }, b.state)),
         el("td", { class: "num" }, b.weight), el("td", { class: "num" }, b.in_flight),
         el("td", { class: "num" }, rate), el("td", { class: "num" }, `${r[1]} / ${r[3]} / ${r[4]}`),
         el("td", { class: "num" }, `${b.connect_errors} / ${b.timeouts} / ${b.upstream_errors}`),
         el("td", { class: "num" }, `${b.pins} / ${b.redispatches}`),
-        el("td", {}, drainText(b)), el("td", {}, strip), el("td", {}, buttons)));
+        el("td", { class: "wrap" }, drainText(b)), el("td", {}, strip), el("td", {}, buttons)));
     }
     box.append(table);
   }
