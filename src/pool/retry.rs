@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub enum Denied {
     /// It has tried `max_attempts` backends.
     MaxAttempts,
-    /// Too many requests of the pool are retrying already.
+    /// Too many requests of the pool are replaying already.
     Budget,
 }
 
@@ -26,7 +26,7 @@ impl Denied {
     }
 }
 
-/// A pool's retry limits and the requests retrying now.
+/// A pool's retry limits and the requests replaying now.
 #[derive(Debug)]
 pub struct RetryBudget {
     max_attempts: usize,
@@ -35,7 +35,7 @@ pub struct RetryBudget {
     retrying: AtomicUsize,
 }
 
-/// One request's place among the retrying ones; it leaves when the request is done.
+/// One request's place among the replaying ones; it leaves when the request is done.
 #[derive(Debug)]
 pub struct Retrying<'a>(&'a AtomicUsize);
 
@@ -46,7 +46,7 @@ impl Drop for Retrying<'_> {
 }
 
 impl RetryBudget {
-    /// Limits: at most `max_attempts` backends per request; retrying requests at most
+    /// Limits: at most `max_attempts` backends per request; replaying requests at most
     /// `ratio` of those in flight, or `min_concurrency` if that is more.
     pub fn new(max_attempts: usize, ratio: f64, min_concurrency: usize) -> Self {
         Self {
@@ -67,8 +67,9 @@ impl RetryBudget {
     }
 
     /// Whether a request that has made `attempts` attempts may be sent again (a replay after
-    /// a failure once sent). A request's first replay takes a place among the retrying ones (`held` keeps it until the request is done);
-    /// `in_flight` (the pool's requests in flight) is read only then.
+    /// a failure once sent). A request's first replay takes a place among the replaying ones
+    /// (`held` keeps it until the request is done); `in_flight` (the pool's requests in
+    /// flight) is read only then.
     pub fn allow<'a>(
         &'a self,
         attempts: usize,
@@ -89,7 +90,7 @@ impl RetryBudget {
         Ok(())
     }
 
-    /// Requests retrying now.
+    /// Requests replaying now.
     pub fn retrying(&self) -> usize {
         self.retrying.load(Ordering::Relaxed)
     }

@@ -18,8 +18,9 @@ pub enum ProxyError {
         /// Backends tried.
         attempts: usize,
     },
-    /// A backend failed and another was not tried: the request reached `max_attempts`, or
-    /// too many of the pool's requests were retrying already.
+    /// A backend could not be connected to and another was not tried: the request had
+    /// reached `max_attempts` (a replay refused by the retry budget answers the backend's own
+    /// failure instead).
     #[error("no backend answered ({attempts} tried; {why})")]
     RetryLimit {
         /// Backends tried.

@@ -50,8 +50,8 @@ pub(super) async fn forward(
     // the first of them.
     let mut full: SmallVec<[usize; 4]> = SmallVec::new();
     let mut attempts = 0;
-    // This request's place among the pool's retrying requests, from its first retry on.
-    let mut retrying = None;
+    // This request's place among the pool's replaying requests, from its first replay on.
+    let mut replaying = None;
     let max = pool.settings.max_connections;
     loop {
         let pinned = next.is_some();
@@ -167,7 +167,7 @@ pub(super) async fn forward(
                 let allowed = again.is_some()
                     && match pool
                         .retry
-                        .allow(attempts, &mut retrying, || pool.in_flight())
+                        .allow(attempts, &mut replaying, || pool.in_flight())
                     {
                         Ok(()) => true,
                         Err(_) => {
