@@ -234,19 +234,46 @@ fn verdict(out: &mut String, r: &ScenarioReport) {
     let _ = write!(out, "</ul>");
 }
 
-/// The page linking each scenario's page, for a suite run.
+/// The page linking each scenario's page, for a suite run: the verdict first, then each
+/// scenario with its claim and whether its expectations held.
 pub fn suite_index(reports: &[ScenarioReport]) -> String {
-    let mut out = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>tether lab</title></head><body><h1>tether affinity lab</h1><ul>");
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.scenario.as_str())
+        .collect();
+    let verdict = if failed.is_empty() {
+        format!(
+            "<p class=\"good\">Verdict: every expectation of all {} scenarios held.</p>",
+            reports.len()
+        )
+    } else {
+        format!(
+            "<p class=\"bad\">Verdict: expectations failed in {} of {} scenarios: {}.</p>",
+            failed.len(),
+            reports.len(),
+            esc(&failed.join(", "))
+        )
+    };
+    let mut out = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tether lab</title>\
+         <style>body{{font-family:sans-serif;font-size:15px;margin:1.5em;max-width:1100px;color:#111}}\
+         li{{margin-bottom:.5em}}.bad{{color:#b00;font-weight:bold}}.good{{color:#1b5e20;font-weight:bold}}</style>\
+         </head><body><h1>tether affinity lab</h1>{verdict}<p>Each scenario encodes claims about \
+         sticky and stateless backends as expectations; its page has the verdict, every number \
+         beside its theory, and the charts.</p><ul>"
+    );
     for r in reports {
         let _ = write!(
             out,
-            "<li><a href=\"{0}/index.html\">{0}</a>: {1} {2}</li>",
+            "<li><a href=\"{0}/index.html\">{0}</a>{1}: {2} {3}</li>",
             esc(&r.scenario),
+            if r.quick { " (quick)" } else { "" },
             esc(&r.description),
             if r.passed {
-                "(all expectations held)"
+                "<span class=\"good\">(all expectations held)</span>"
             } else {
-                "<b>(expectations failed)</b>"
+                "<span class=\"bad\">(expectations failed)</span>"
             }
         );
     }
