@@ -183,34 +183,14 @@ async fn run_scenario(
             }
             (false, _) => None,
         };
-        // Events that kill or freeze redis get a redis-server of the cell's own, so the next
-        // cell starts with a store that is up.
-        let own = if sc.targets_redis() {
-            match RedisServer::start(&dir).await {
-                Ok(r) => Some(r),
-                Err(why) => {
-                    eprintln!("{label}: SKIPPED: {why}");
-                    cell.skip(&why);
-                    cells.push(cell);
-                    continue;
-                }
+        let (own, dns) = match cell_servers(sc, &dir).await {
+            Ok(servers) => servers,
+            Err(why) => {
+                eprintln!("{label}: SKIPPED: {why}");
+                cell.skip(&why);
+                cells.push(cell);
+                continue;
             }
-        } else {
-            None
-        };
-        // A pool that discovers its backends asks a name server of the cell's own.
-        let dns = if sc.topology.discover {
-            match DnsServer::start(&dir).await {
-                Ok(d) => Some(d),
-                Err(why) => {
-                    eprintln!("{label}: SKIPPED: {why}");
-                    cell.skip(&why);
-                    cells.push(cell);
-                    continue;
-                }
-            }
-        } else {
-            None
         };
         let redis_url = own.as_ref().map(|r| r.url.clone()).or(redis_url);
         let mut lab = Lab::new(sc, affinity, launcher, dir, &opts.tether, redis_url);
@@ -285,4 +265,22 @@ fn bench_exe() -> anyhow::Result<PathBuf> {
         }
     }
     Ok(exe)
+}
+
+/// The servers a cell runs of its own: a redis-server when its events kill or freeze redis
+/// (so that the next cell starts with a store that is up), a name server when its pool
+/// discovers its backends. `Err` says why the cell cannot run.
+async fn cell_servers(
+    sc: &Scenario,
+    dir: &Path,
+) -> Result<(Option<RedisServer>, Option<DnsServer>), String> {
+    let redis = match sc.targets_redis() {
+        true => Some(RedisServer::start(dir).await?),
+        false => None,
+    };
+    let dns = match sc.topology.discover {
+        true => Some(DnsServer::start(dir).await?),
+        false => None,
+    };
+    Ok((redis, dns))
 }

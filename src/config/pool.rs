@@ -231,7 +231,7 @@ pub(super) fn validate_pool(
         queue_timeout,
         max_attempts: retry.max_attempts,
         retry_budget: retry.budget,
-        min_retry_concurrency: rp.min_retry_concurrency.unwrap_or(3),
+        min_retry_concurrency: retry.min_concurrency,
         backends,
         named,
         discover,

@@ -1,12 +1,14 @@
-//! Validation of a pool's retry limits: `max_attempts` and `retry_budget`.
+//! Validation of a pool's retry limits: `max_attempts`, `retry_budget` and
+//! `min_retry_concurrency`.
 
 use super::problems::Problems;
 use super::raw::RawPool;
 
-/// `max_attempts` and `retry_budget`, checked.
+/// The retry limits, checked.
 pub(super) struct Retry {
     pub(super) max_attempts: usize,
     pub(super) budget: f64,
+    pub(super) min_concurrency: usize,
 }
 
 pub(super) fn validate(p: &mut Problems<'_>, key: &str, rp: &RawPool) -> Retry {
@@ -39,5 +41,6 @@ pub(super) fn validate(p: &mut Problems<'_>, key: &str, rp: &RawPool) -> Retry {
     Retry {
         max_attempts,
         budget,
+        min_concurrency: rp.min_retry_concurrency.unwrap_or(3),
     }
 }

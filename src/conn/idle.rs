@@ -146,13 +146,6 @@ impl IdleConns {
         }
     }
 
-    /// Room each stack has now.
-    pub fn room(&self) -> usize {
-        self.queues
-            .first()
-            .map_or(0, |q| q.room.load(Ordering::Relaxed))
-    }
-
     /// The HTTP/2 connection slot of the worker running on this thread.
     fn h2(&self) -> &ArcSwapOption<http2::SendRequest<ClientBody>> {
         &self.h2[crate::workers::current() % self.h2.len()]

@@ -91,7 +91,7 @@ impl RetryBudget {
     }
 
     /// Requests replaying now.
-    pub fn retrying(&self) -> usize {
+    pub fn replaying(&self) -> usize {
         self.retrying.load(Ordering::Relaxed)
     }
 }
@@ -107,9 +107,9 @@ mod tests {
         assert_eq!(budget.allow(1, &mut held, || 1), Ok(()));
         assert_eq!(budget.allow(2, &mut held, || 1), Ok(()));
         assert_eq!(budget.allow(3, &mut held, || 1), Err(Denied::MaxAttempts));
-        assert_eq!(budget.retrying(), 1, "one request, one place");
+        assert_eq!(budget.replaying(), 1, "one request, one place");
         drop(held);
-        assert_eq!(budget.retrying(), 0);
+        assert_eq!(budget.replaying(), 0);
     }
 
     #[test]
@@ -122,7 +122,7 @@ mod tests {
             .filter_map(|held| budget.allow(1, held, || 20).ok())
             .count();
         assert_eq!(granted, 4);
-        assert_eq!(budget.retrying(), 4, "a refused request holds no place");
+        assert_eq!(budget.replaying(), 4, "a refused request holds no place");
         // Few in flight: the floor still allows two.
         let small = RetryBudget::new(5, 0.2, 2);
         let (mut a, mut b, mut c) = (None, None, None);

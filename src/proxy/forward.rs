@@ -163,19 +163,18 @@ pub(super) async fn forward(
                 note_outcome(pool, backend, started, false);
                 // A safe, bodiless request that died before any response (reset, closed) is
                 // replayed elsewhere; a timeout is not (the backend may still be working on it).
-                let again = back.filter(|_| kind == stats::Failure::Upstream);
-                let allowed = again.is_some()
-                    && match pool
-                        .retry
-                        .allow(attempts, &mut replaying, || pool.in_flight())
-                    {
-                        Ok(()) => true,
-                        Err(_) => {
+                let again = back
+                    .filter(|_| kind == stats::Failure::Upstream)
+                    .filter(|_| {
+                        let allowed = pool
+                            .retry
+                            .allow(attempts, &mut replaying, || pool.in_flight());
+                        if allowed.is_err() {
                             backend.stats.count_retry_refused();
-                            false
                         }
-                    };
-                if let (true, Some(again)) = (allowed, again) {
+                        allowed.is_ok()
+                    });
+                if let Some(again) = again {
                     if may_warn(pool, backend) {
                         tracing::warn!(pool.name = %pool.name, backend.id = %backend.id, error = ?e, "upstream failed before responding; replaying the idempotent request on another backend");
                     }

@@ -55,7 +55,8 @@ pub async fn handle(
         enabled: log,
     };
     let client_version = req.version();
-    if let Some(refused) = target::refusal(&req) {
+    let has_body = !http_body::Body::is_end_stream(req.body());
+    if let Some(refused) = target::refusal(&req, has_body) {
         record.status = refused.status;
         let mut resp = local_response(refused.status, &format!("{}\n", refused.reason));
         // A client that sends this is confused or hostile: do not read another request from it.

@@ -29,8 +29,9 @@ impl Refusal {
     }
 }
 
-/// The refusal for `req`, or `None` when it may be routed.
-pub(super) fn refusal<B>(req: &Request<B>) -> Option<Refusal> {
+/// The refusal for `req`, or `None` when it may be routed. `has_body`: the request has a body
+/// to read (only then can its transfer coding matter).
+pub(super) fn refusal<B>(req: &Request<B>, has_body: bool) -> Option<Refusal> {
     let uri = req.uri();
     // RFC 9112 3.2: more than one Host is answered 400, never guessed at.
     if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
@@ -55,7 +56,10 @@ pub(super) fn refusal<B>(req: &Request<B>) -> Option<Refusal> {
             return Refusal::bad("Host differs from :authority");
         }
     }
-    transfer_coding(req.headers())
+    if has_body {
+        return transfer_coding(req.headers());
+    }
+    None
 }
 
 /// A request body in a transfer coding other than chunked would reach the backend without
@@ -110,7 +114,7 @@ mod tests {
     }
 
     fn status(r: &Request<()>) -> Option<u16> {
-        refusal(r).map(|r| r.status.as_u16())
+        refusal(r, true).map(|r| r.status.as_u16())
     }
 
     #[test]
