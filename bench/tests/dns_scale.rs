@@ -10,12 +10,7 @@ use serde_json::Value;
 use common::{dnsmasq_installed, run_quick};
 
 fn cell<'a>(report: &'a Value, affinity: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .find(|c| c["affinity"] == affinity)
-        .unwrap_or_else(|| panic!("no cell {affinity}/local"))
+    common::cell(report, Some(affinity), None)
 }
 
 #[test]

@@ -11,18 +11,7 @@ use serde_json::Value;
 use common::{redis_installed, run_quick};
 
 fn cell<'a>(report: &'a Value, affinity: &str, sessions: &str) -> &'a Value {
-    let c = report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .find(|c| c["affinity"] == affinity && c["sessions"] == sessions)
-        .unwrap_or_else(|| panic!("no cell {affinity}/{sessions}"));
-    assert_eq!(
-        c["ran"], true,
-        "{affinity}/{sessions}: {}",
-        c["skip_reason"]
-    );
-    c
+    common::ran(common::cell(report, Some(affinity), Some(sessions)))
 }
 
 /// (admitted per user per second, most admitted to one user within one second).

@@ -11,13 +11,7 @@ use common::{redis_installed, run_quick};
 
 /// (measured window max, logouts, still open) of cell none/`sessions`.
 fn window(report: &Value, sessions: &str) -> (f64, u64, u64) {
-    let c = report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .find(|c| c["sessions"] == sessions)
-        .unwrap_or_else(|| panic!("no cell none/{sessions}"));
-    assert_eq!(c["ran"], true, "{}", c["skip_reason"]);
+    let c = common::ran(common::cell(report, None, Some(sessions)));
     let rv = &c["revocation"];
     (
         rv["window_max_ms"].as_f64().expect("window_max_ms"),

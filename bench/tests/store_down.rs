@@ -10,12 +10,7 @@ use serde_json::Value;
 use common::{redis_installed, run_quick};
 
 fn cell<'a>(report: &'a Value, sessions: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .find(|c| c["sessions"] == sessions)
-        .unwrap_or_else(|| panic!("no cell cookie/{sessions}"))
+    common::cell(report, None, Some(sessions))
 }
 
 /// The phase that followed the event `after` ("kill redis", ...).

@@ -10,14 +10,7 @@ use serde_json::Value;
 use common::{redis_installed, run_quick};
 
 fn cell<'a>(report: &'a Value, sessions: &str) -> &'a Value {
-    let c = report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .find(|c| c["sessions"] == sessions)
-        .unwrap_or_else(|| panic!("no cell cookie/{sessions}"));
-    assert_eq!(c["ran"], true, "{sessions}: {}", c["skip_reason"]);
-    c
+    common::ran(common::cell(report, None, Some(sessions)))
 }
 
 /// (writes acknowledged, writes a later read came back without).

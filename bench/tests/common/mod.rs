@@ -1,5 +1,6 @@
-//! What the lab's end-to-end tests share: whether redis-server and dnsmasq are installed, and
-//! one quick run of a shipped scenario with the tether binary built beside `tether-bench`.
+//! What the lab's end-to-end tests share: whether redis-server and dnsmasq are installed, one
+//! quick run of a shipped scenario with the tether binary built beside `tether-bench`, and
+//! finding a cell in its report.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -57,4 +58,37 @@ pub fn run_quick(name: &str) -> (Output, Value, PathBuf) {
         )
     });
     (run, serde_json::from_str(&text).unwrap(), out)
+}
+
+/// The cell of `report` with this `affinity` and `sessions` (an app's variant), `None`
+/// matching any; panics naming what it looked for.
+#[allow(dead_code)]
+pub fn cell<'a>(report: &'a Value, affinity: Option<&str>, sessions: Option<&str>) -> &'a Value {
+    report["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .find(|c| {
+            affinity.is_none_or(|a| c["affinity"] == a)
+                && sessions.is_none_or(|s| c["sessions"] == s)
+        })
+        .unwrap_or_else(|| {
+            let any = "*";
+            panic!(
+                "no cell {}/{} in the report",
+                affinity.unwrap_or(any),
+                sessions.unwrap_or(any)
+            )
+        })
+}
+
+/// `c`, asserting that it ran (it was not skipped).
+#[allow(dead_code)]
+pub fn ran(c: &Value) -> &Value {
+    assert_eq!(
+        c["ran"], true,
+        "{}/{}: {}",
+        c["affinity"], c["sessions"], c["skip_reason"]
+    );
+    c
 }
