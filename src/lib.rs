@@ -19,6 +19,7 @@ pub mod control;
 pub mod cross_site;
 pub mod dashboard;
 pub mod discovery;
+pub mod h1;
 pub mod headers;
 pub mod health;
 pub mod log_limit;

@@ -27,6 +27,7 @@ use crate::accept::AcceptBackoff;
 use crate::client::per_ip::{Admission, PerIpLimit};
 use crate::client::{Busy, TimedIo};
 use crate::config::ListenerConfig;
+use crate::h1;
 use crate::proxy::{self, ListenerCtx};
 use crate::proxy_protocol;
 use crate::snapshot::Shared;
@@ -86,6 +87,7 @@ struct ConnEnv {
     header_timeout: Duration,
     idle_timeout: Duration,
     idle_release: Option<Duration>,
+    max_header_size: usize,
     drain: watch::Receiver<bool>,
     stats: Arc<ListenerStats>,
 }
@@ -114,6 +116,7 @@ pub async fn serve(tcp: TcpListener, cfg: ListenerConfig, env: ListenerEnv) {
         header_timeout: cfg.header_timeout,
         idle_timeout: cfg.idle_timeout,
         idle_release: cfg.idle_release,
+        max_header_size: cfg.max_header_size,
         drain,
         stats: Arc::clone(&stats),
     });
@@ -206,9 +209,22 @@ where
     let mut io = TimedIo::new(io, env.header_timeout, env.idle_timeout, env.idle_release);
     let activity = io.activity();
     let (shared, ctx) = (Arc::clone(&env.shared), Arc::clone(&env.ctx));
+    let session = h1::Session {
+        shared: &env.shared,
+        listener: &env.ctx,
+        peer,
+        activity: &io.activity(),
+        max_head: env.max_header_size,
+    };
     let service = service_fn(move |req| {
         let busy = Busy::new(&activity);
-        proxy::handle(Arc::clone(&shared), Arc::clone(&ctx), peer, busy, req)
+        proxy::handle(
+            Arc::clone(&shared),
+            Arc::clone(&ctx),
+            peer,
+            busy,
+            req.map(Some),
+        )
     });
     let mut drain = env.drain.clone();
     loop {
@@ -231,6 +247,21 @@ where
             })
             .await
         } else {
+            // Bodiless HTTP/1.1 requests are served in this task; the first other request
+            // hands the connection to a hyper session.
+            match Box::pin(h1::serve(&mut io, &session, &mut drain)).await {
+                h1::End::Closed => return,
+                h1::End::Failed(e) => {
+                    tracing::debug!(client.addr = %peer, error = %e, "client connection ended");
+                    return;
+                }
+                h1::End::Released => {
+                    env.stats.idle_releases.fetch_add(1, Ordering::Relaxed);
+                    io.resume();
+                    continue;
+                }
+                h1::End::Handoff(bytes) => io.rewind(bytes),
+            }
             let conn = env
                 .protocols
                 .h1

@@ -50,11 +50,11 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// Wraps `inner`; `min_rate` 0 disables the check, which otherwise fails the body with
-    /// [`TooSlow`].
-    pub fn new(inner: Incoming, min_rate: u64, grace: Duration) -> Self {
+    /// Wraps `inner` (`None`: a bodiless request); `min_rate` 0 disables the check, which
+    /// otherwise fails the body with [`TooSlow`].
+    pub fn new(inner: Option<Incoming>, min_rate: u64, grace: Duration) -> Self {
         Self {
-            inner: Some(inner),
+            inner,
             min_rate,
             grace,
             started: Instant::now(),

@@ -5,6 +5,7 @@ mod activity;
 mod body;
 pub mod head_scan;
 pub mod per_ip;
+pub mod request_head;
 mod timed_io;
 
 pub use activity::{Activity, Busy};

@@ -25,13 +25,15 @@ use crate::headers;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::snapshot::Shared;
 
-/// Proxies one client request; every failure becomes a response, never an error.
+/// Proxies one client request; every failure becomes a response, never an error. The body is
+/// `None` for a bodiless request read by tether's own HTTP/1 path ([`crate::h1`]), hyper's
+/// otherwise.
 pub async fn handle(
     shared: Arc<Shared>,
     listener: Arc<ListenerCtx>,
     client: SocketAddr,
     busy: Busy,
-    req: Request<Incoming>,
+    req: Request<Option<Incoming>>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let log = AccessRecord::log_enabled();
     let mut record = AccessRecord {
@@ -55,7 +57,10 @@ pub async fn handle(
         enabled: log,
     };
     let client_version = req.version();
-    let has_body = !http_body::Body::is_end_stream(req.body());
+    let has_body = req
+        .body()
+        .as_ref()
+        .is_some_and(|b| !http_body::Body::is_end_stream(b));
     if let Some(refused) = target::refusal(&req, has_body) {
         record.status = refused.status;
         let mut resp = local_response(refused.status, &format!("{}\n", refused.reason));

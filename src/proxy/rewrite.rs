@@ -15,7 +15,7 @@ use crate::pool::PoolSettings;
 
 /// Rewrites a client request into the HTTP/1.1 origin-form request a backend expects.
 pub(super) fn to_upstream(
-    req: Request<Incoming>,
+    req: Request<Option<Incoming>>,
     client: SocketAddr,
     trusted_peer: bool,
     listener: &ListenerCtx,
@@ -42,7 +42,9 @@ pub(super) fn to_upstream(
     // A body of unknown length keeps its chunked framing toward an HTTP/1.1 backend whatever
     // the method: without the header, hyper's client sends a GET's or DELETE's body as nothing.
     if !h2_upstream
-        && !http_body::Body::is_end_stream(&body)
+        && body
+            .as_ref()
+            .is_some_and(|b| !http_body::Body::is_end_stream(b))
         && !parts.headers.contains_key(header::CONTENT_LENGTH)
     {
         parts.headers.insert(

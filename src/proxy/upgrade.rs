@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
@@ -26,7 +25,7 @@ pub struct Upgrade {
 
 impl Upgrade {
     /// Takes the upgrade out of `req`, if it is an HTTP/1.1 upgrade request.
-    pub fn take(req: &mut Request<Incoming>) -> Option<Self> {
+    pub fn take<B>(req: &mut Request<B>) -> Option<Self> {
         if req.version() != Version::HTTP_11
             || !crate::headers::lists_token(req.headers(), &header::CONNECTION, "upgrade")
         {
