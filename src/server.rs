@@ -207,6 +207,8 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut io = TimedIo::new(io, env.header_timeout, env.idle_timeout, env.idle_release);
+    // HTTP/1 heads are read by `h1` first, which checks them itself.
+    io.set_inline(false);
     let activity = io.activity();
     let (shared, ctx) = (Arc::clone(&env.shared), Arc::clone(&env.ctx));
     let session = h1::Session {
@@ -260,7 +262,7 @@ where
                     io.resume();
                     continue;
                 }
-                h1::End::Handoff(bytes) => io.rewind(bytes),
+                h1::End::Handoff(bytes) => io.hand_over(bytes),
             }
             let conn = env
                 .protocols
@@ -276,6 +278,7 @@ where
                     env.stats.idle_releases.fetch_add(1, Ordering::Relaxed);
                     io = parts.io.into_inner();
                     io.resume();
+                    io.set_inline(false);
                     // Empty by TimedIo's rule; should a byte remain, the next session reads it.
                     io.rewind(parts.read_buf);
                     continue;

@@ -19,6 +19,10 @@ use smallvec::SmallVec;
 /// Most header fields in a request head (hyper's server limit; more gets hyper's 431).
 pub const MAX_HEADERS: usize = 100;
 
+/// Fields `proxy::handle` adds to a request (`X-Forwarded-For`, `-Proto`, `-Host`,
+/// `X-Request-Id`, `Host`), with room to spare.
+const ADDED_FIELDS: usize = 6;
+
 /// What the front of a client's bytes holds.
 // Unboxed on purpose: the large variant is the common one.
 #[allow(clippy::large_enum_variant)]
@@ -79,18 +83,11 @@ fn connection(value: &[u8]) -> Option<bool> {
 /// True when every LF in `head` follows a CR. Empty lines before the request line are skipped,
 /// as httparse skips them (RFC 9112 2.2).
 fn crlf_only(head: &[u8]) -> bool {
-    let mut from = head
+    let start = head
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(head.len());
-    while let Some(at) = head[from..].iter().position(|&b| b == b'\n') {
-        let at = from + at;
-        if at == 0 || head[at - 1] != b'\r' {
-            return false;
-        }
-        from = at + 1;
-    }
-    true
+    memchr::memchr_iter(b'\n', &head[start..]).all(|at| at > 0 && head[start + at - 1] == b'\r')
 }
 
 /// Parses the head at the front of `buf`. Only a [`Parsed::Simple`] head is taken off it; the
@@ -162,7 +159,9 @@ type Span = (usize, usize);
 /// The target and header fields out of the frozen head, sharing its memory.
 fn build(head: &Bytes, target: Span, fields: &[(Span, Span)]) -> Option<(Uri, HeaderMap)> {
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1)).ok()?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for the fields the request gains on its way to the backend (forwarding fields,
+    // request id): growing the map later would rehash it, at every request.
+    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_FIELDS);
     for &((name, name_len), (value, value_len)) in fields {
         let name = HeaderName::from_bytes(&head[name..name + name_len]).ok()?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len)).ok()?;

@@ -51,6 +51,10 @@ pub struct TimedIo<T> {
     released: bool,
     /// Bytes read ahead (to tell HTTP/2 from HTTP/1), served before the socket's.
     rewind: Option<bytes::Bytes>,
+    /// Request heads are read by tether's own HTTP/1 path ([`crate::h1`]), which checks them
+    /// itself: no scan here. `Some(true)`: that path holds unparsed bytes, so the connection
+    /// is not released.
+    inline: Option<bool>,
 }
 
 impl<T> TimedIo<T> {
@@ -78,7 +82,29 @@ impl<T> TimedIo<T> {
             release_at: None,
             released: false,
             rewind: None,
+            inline: None,
         }
+    }
+
+    /// Request heads are read by tether's own HTTP/1 path from now on: they are not scanned
+    /// here. `holding`: it has unparsed bytes, so the connection must not be released.
+    pub fn set_inline(&mut self, holding: bool) {
+        self.inline = Some(holding);
+    }
+
+    /// Hands the connection from tether's own HTTP/1 path to hyper's: `bytes` (the start of a
+    /// request head, and what followed it) are served again first, scanned as if they had
+    /// just been read, and heads are scanned from here on.
+    pub fn hand_over(&mut self, mut bytes: bytes::BytesMut) {
+        self.inline = None;
+        // A head has begun, whatever the phase was while it was read ahead.
+        self.set_deadline(Phase::AwaitHead, self.header_timeout);
+        self.head.start();
+        if self.head.scan(&mut bytes) {
+            // As in `poll_read`: the line end after the NUL makes the parser fail now.
+            bytes.extend_from_slice(b"\r\n\r\n");
+        }
+        self.rewind(bytes.freeze());
     }
 
     /// True once after the connection sat idle for `release_after` with nothing buffered: the
@@ -164,7 +190,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                         this.set_deadline(Phase::AwaitHead, this.header_timeout);
                         this.head.start();
                     }
-                    if !h2 && this.phase != Phase::AwaitHead {
+                    if this.inline.is_some() {
+                        // tether's own path checks the heads it reads.
+                    } else if !h2 && this.phase != Phase::AwaitHead {
                         // A body, or a request pipelined behind the current one.
                         this.head.count_after(fresh.len());
                     } else if !h2 && this.head.scan(fresh) {
@@ -200,7 +228,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 let release_at = this
                     .release_at
                     .filter(|_| this.phase == Phase::Idle && this.h2 == Some(false))
-                    .filter(|_| this.head.fully_consumed());
+                    .filter(|_| match this.inline {
+                        Some(holding) => !holding,
+                        None => this.head.fully_consumed(),
+                    });
                 let wake_at = release_at.map_or(this.deadline, |at| at.min(this.deadline));
                 if this.sleep.deadline() != wake_at {
                     this.sleep.as_mut().reset(wake_at);

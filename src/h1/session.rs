@@ -55,7 +55,7 @@ pub enum End {
     /// sends again.
     Released,
     /// A request for hyper: these bytes, in front of the socket's, are its start.
-    Handoff(Bytes),
+    Handoff(BytesMut),
     /// The connection failed (a deadline, a reset, a body that broke off).
     Failed(io::Error),
 }
@@ -75,12 +75,15 @@ where
         eof: false,
     };
     let mut out = Vec::new();
+    // One wait for the drain for the whole session (not one per request); it ends the session
+    // once ready, so it is never polled again.
+    let mut drained = pin!(crate::server::stopped(drain));
     loop {
         let (req, asked_close) = loop {
             let buf = &mut ahead.buf;
             match request_head::parse(buf) {
                 Parsed::Simple { req, close } => break (req, close),
-                Parsed::Other => return End::Handoff(ahead.buf.freeze()),
+                Parsed::Other => return End::Handoff(ahead.buf),
                 Parsed::BareLf => {
                     encode::bad_request(&mut out);
                     let _ = write_out(io, &mut out).await;
@@ -91,14 +94,16 @@ where
             }
             if ahead.eof || buf.len() >= session.max_head {
                 // Cut off by the client's close, or too long: hyper's session answers it.
-                return End::Handoff(ahead.buf.freeze());
+                return End::Handoff(ahead.buf);
             }
             buf.reserve(READ_CHUNK);
+            // Idle release only with nothing unparsed.
+            io.set_inline(!buf.is_empty());
             let read = if buf.is_empty() {
                 // Between requests: a drain closes the idle connection.
                 tokio::select! {
                     read = io.read_buf(buf) => read,
-                    () = crate::server::stopped(drain) => return End::Closed,
+                    () = drained.as_mut() => return End::Closed,
                 }
             } else {
                 io.read_buf(buf).await
@@ -126,8 +131,9 @@ where
             Err(end) => return end,
         };
         let (mut parts, mut body) = resp.into_parts();
+        let draining = poll_fn(|cx| Poll::Ready(drained.as_mut().poll(cx).is_ready())).await;
         let close = asked_close
-            || *drain.borrow()
+            || draining
             || parts.status.is_informational()
             || crate::headers::lists_token(&parts.headers, &header::CONNECTION, "close");
         let framing = encode::head(&mut parts, &method, &body.size_hint(), close, &mut out);
