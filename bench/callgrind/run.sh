@@ -33,6 +33,7 @@ callgrind_control -i on "$VG" >/dev/null
 callgrind_control -i off "$VG" >/dev/null
 callgrind_control -d "$VG" >/dev/null
 kill "$VG" 2>/dev/null || true; wait "$VG" 2>/dev/null || true
-ir=$(callgrind_annotate "$OUT.1" 2>/dev/null | grep -m1 "PROGRAM TOTALS" | awk '{gsub(",","",$1); print $1}')
+# awk reads to the end: an early exit would kill callgrind_annotate with SIGPIPE (pipefail).
+ir=$(callgrind_annotate "$OUT.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n {gsub(",","",$1); print $1; n=1}')
 n=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['requests'])" "$OUT.rate.json")
 python3 -c "import sys; ir, n = int(sys.argv[2]), int(sys.argv[3]); print(sys.argv[1], ir, n, round(ir / n))" "$BIN" "$ir" "$n"

@@ -31,8 +31,11 @@ pub fn head(
 ) -> Framing {
     let status = parts.status;
     let headers = &mut parts.headers;
-    // The response's own framing fields are replaced by the framing chosen here.
-    headers.remove(header::TRANSFER_ENCODING);
+    // The framing chosen here replaces any the response carries (hop-by-hop stripping has
+    // removed a backend's; the lookup is cheaper than the removal).
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     let no_body = status.is_informational() || status == StatusCode::NO_CONTENT;
     if no_body {
         headers.remove(header::CONTENT_LENGTH);

@@ -30,6 +30,7 @@ mod hostile_head;
 mod hostile_limits;
 mod hostile_slow;
 mod idle_release;
+mod inline_h1;
 mod ip_hash;
 mod json_logs;
 mod least_conn;
