@@ -168,7 +168,7 @@ async fn a_client_reset_while_its_response_waits_frees_the_backend() {
         eventually(Duration::from_secs(5), || in_flight(1)).await,
         "request never in flight"
     );
-    stream.set_linger(Some(Duration::ZERO)).expect("linger");
+    stream.set_zero_linger().expect("linger");
     drop(stream);
     assert!(
         eventually(Duration::from_secs(5), || in_flight(0)).await,
