@@ -118,13 +118,15 @@ where
         };
         let method = req.method().clone();
         let busy = Busy::new(session.activity);
-        let handled = proxy::handle(
+        // Pinned where it is made: `watched` takes it by reference, so the request's future
+        // (several KiB) is not moved again.
+        let handled = pin!(proxy::handle(
             Arc::clone(session.shared),
             Arc::clone(session.listener),
             session.peer,
             busy,
             req.map(|()| None),
-        );
+        ));
         let resp = match watched(io, &mut ahead, handled).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(never)) => match never {},
@@ -174,7 +176,7 @@ where
             Poll::Pending => {
                 // Nothing more for now: what is gathered goes out while the body waits.
                 write_out(io, out).await.map_err(End::Failed)?;
-                let next = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx));
+                let next = pin!(poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)));
                 watched(io, ahead, next).await?
             }
         };
@@ -268,12 +270,15 @@ struct Ahead {
 /// (a reset) drops the request, and with it the backend's connection; the end of the client's
 /// side is noted (the connection closes after the response); bytes the client sends meanwhile
 /// (the next, pipelined request) are kept, up to the limit.
-async fn watched<T, F>(io: &mut TimedIo<T>, ahead: &mut Ahead, fut: F) -> Result<F::Output, End>
+async fn watched<T, F>(
+    io: &mut TimedIo<T>,
+    ahead: &mut Ahead,
+    mut fut: Pin<&mut F>,
+) -> Result<F::Output, End>
 where
     T: AsyncRead + AsyncWrite + Unpin,
     F: Future,
 {
-    let mut fut = pin!(fut);
     poll_fn(|cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(out));
