@@ -44,7 +44,8 @@ pub struct ClientBody {
     inner: Option<Incoming>,
     min_rate: u64,
     grace: Duration,
-    started: Instant,
+    /// When the body began; `None` for an empty one, which is never timed.
+    started: Option<Instant>,
     received: u64,
     check: Option<Pin<Box<Sleep>>>,
 }
@@ -53,30 +54,34 @@ impl ClientBody {
     /// Wraps `inner` (`None`: a bodiless request); `min_rate` 0 disables the check, which
     /// otherwise fails the body with [`TooSlow`].
     pub fn new(inner: Option<Incoming>, min_rate: u64, grace: Duration) -> Self {
+        if inner.is_none() {
+            // Nothing to time: no clock read.
+            return Self::empty();
+        }
         Self {
             inner,
             min_rate,
             grace,
-            started: Instant::now(),
+            started: Some(Instant::now()),
             received: 0,
             check: None,
         }
     }
 
-    /// An empty body, for replaying a bodiless request on another backend.
+    /// An empty body (a bodiless request, or one replayed on another backend).
     pub fn empty() -> Self {
         Self {
             inner: None,
             min_rate: 0,
             grace: Duration::ZERO,
-            started: Instant::now(),
+            started: None,
             received: 0,
             check: None,
         }
     }
 
     fn below_rate(&self) -> bool {
-        let elapsed = self.started.elapsed();
+        let elapsed = self.started.map_or(Duration::ZERO, |s| s.elapsed());
         elapsed > self.grace
             && (self.received as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
     }

@@ -27,7 +27,12 @@ pub(super) async fn read_response(
 ) -> Result<Response<H1Body>, (Error, bool)> {
     let mut answered = false;
     loop {
-        let parsed = parse_head(&mut buf).map_err(|e| (e, true))?;
+        // Nothing to parse before the first read.
+        let parsed = if buf.is_empty() {
+            None
+        } else {
+            parse_head(&mut buf).map_err(|e| (e, true))?
+        };
         let Some(head) = parsed else {
             if buf.len() >= MAX_RESPONSE_HEAD {
                 return Err((Error::TooLarge, true));
