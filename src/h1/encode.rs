@@ -2,9 +2,10 @@
 //! the body's framing, by the rules hyper's server follows (RFC 9112 6.1-6.3).
 
 use std::cell::RefCell;
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderValue};
+use http::header;
 use http::response::Parts;
 use http::{Method, StatusCode};
 use http_body::SizeHint;
@@ -20,62 +21,46 @@ pub enum Framing {
     Chunked,
 }
 
+/// What [`head`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    /// How the body follows.
+    pub framing: Framing,
+    /// The connection ends after this response (asked by the caller or by the response).
+    pub close: bool,
+}
+
 /// Appends the head of `parts` to `out` and says how its body must follow. `close`: the
-/// connection ends after this response, and the head says so.
+/// connection ends after this response, and the head says so. The fields are written in one
+/// pass, leaving the map as it is: the framing fields are tether's, written after the others.
 pub fn head(
-    parts: &mut Parts,
+    parts: &Parts,
     method: &Method,
     hint: &SizeHint,
     close: bool,
     out: &mut Vec<u8>,
-) -> Framing {
+) -> Encoded {
     let status = parts.status;
-    let headers = &mut parts.headers;
-    // The framing chosen here replaces any the response carries (hop-by-hop stripping has
-    // removed a backend's; the lookup is cheaper than the removal).
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        headers.remove(header::TRANSFER_ENCODING);
-    }
+    let headers = &parts.headers;
     let no_body = status.is_informational() || status == StatusCode::NO_CONTENT;
-    if no_body {
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    let declared = headers.get(header::CONTENT_LENGTH).map(|v| {
-        std::str::from_utf8(v.as_bytes())
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-    });
-    let framing = if no_body || *method == Method::HEAD || status == StatusCode::NOT_MODIFIED {
-        // A HEAD's or 304's Content-Length describes the body a GET would get: kept as given.
-        Framing::None
+    // `None`: no usable Content-Length (absent, not one decimal number, or not allowed).
+    let declared = if no_body {
+        None
     } else {
-        match declared {
-            Some(Some(len)) => Framing::Length(len),
-            _ => {
-                if declared.is_some() {
-                    // Not one decimal length (the upstream checks make this tether's own
-                    // response): the framing below replaces it.
-                    headers.remove(header::CONTENT_LENGTH);
-                }
-                match hint.exact() {
-                    Some(len) => {
-                        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                        Framing::Length(len)
-                    }
-                    None => {
-                        headers.insert(
-                            header::TRANSFER_ENCODING,
-                            HeaderValue::from_static("chunked"),
-                        );
-                        Framing::Chunked
-                    }
-                }
-            }
-        }
+        headers.get(header::CONTENT_LENGTH).and_then(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        })
     };
-    if close && !crate::headers::lists_token(headers, &header::CONNECTION, "close") {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    // A HEAD's or 304's Content-Length describes the body a GET would get: kept as given.
+    let bodiless = no_body || *method == Method::HEAD || status == StatusCode::NOT_MODIFIED;
+    let (framing, own_length) = match (bodiless, declared, hint.exact()) {
+        (true, ..) => (Framing::None, false),
+        (false, Some(len), _) => (Framing::Length(len), false),
+        (false, None, Some(len)) => (Framing::Length(len), true),
+        (false, None, None) => (Framing::Chunked, false),
+    };
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -85,19 +70,54 @@ pub fn head(
         None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
     }
     out.extend_from_slice(b"\r\n");
+    let (mut said_close, mut has_date) = (false, false);
     for (name, value) in headers.iter() {
+        if *name == header::TRANSFER_ENCODING
+            || (*name == header::CONTENT_LENGTH && !bodiless && declared.is_none())
+            || (*name == header::CONTENT_LENGTH && no_body)
+        {
+            // The framing written below replaces any the response carries (hop-by-hop
+            // stripping has removed a backend's; a 1xx or 204 has none).
+            continue;
+        }
+        if *name == header::CONNECTION {
+            said_close |= lists_close(value.as_bytes());
+        } else if *name == header::DATE {
+            has_date = true;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(header::DATE) {
+    match framing {
+        Framing::Length(len) if own_length => {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "content-length: {len}\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        _ => {}
+    }
+    if close && !said_close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if !has_date {
         out.extend_from_slice(b"date: ");
         date(out);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    framing
+    Encoded {
+        framing,
+        close: close || said_close,
+    }
+}
+
+/// True when a `Connection` value lists `close`.
+fn lists_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 /// The head of a `400 Bad Request` that ends the connection, for a head refused before any
@@ -146,10 +166,16 @@ mod tests {
         hint: SizeHint,
         close: bool,
     ) -> (String, Framing) {
-        let (mut parts, ()) = resp.into_parts();
+        let (parts, ()) = resp.into_parts();
         let mut out = Vec::new();
-        let framing = head(&mut parts, &method, &hint, close, &mut out);
-        (String::from_utf8(out).unwrap(), framing)
+        let encoded = head(&parts, &method, &hint, close, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let says_close = text
+            .to_ascii_lowercase()
+            .lines()
+            .any(|l| l.starts_with("connection:") && l.contains("close"));
+        assert_eq!(encoded.close, says_close, "{text}");
+        (text, encoded.framing)
     }
 
     #[test]
@@ -204,6 +230,26 @@ mod tests {
         let (text, framing) = encode(resp, Method::GET, SizeHint::new(), false);
         assert!(!text.contains("gzip"), "{text}");
         assert_eq!(framing, Framing::Length(7));
+    }
+
+    #[test]
+    fn a_response_that_says_close_closes_and_close_is_said_once() {
+        let resp = Response::builder()
+            .header("connection", "keep-alive, Close")
+            .body(())
+            .unwrap();
+        let (text, _) = encode(resp, Method::GET, SizeHint::with_exact(0), true);
+        assert_eq!(text.matches("onnection").count(), 1, "{text}");
+        let resp = Response::builder()
+            .header("content-length", "x")
+            .body(())
+            .unwrap();
+        let (text, framing) = encode(resp, Method::GET, SizeHint::with_exact(3), false);
+        assert!(
+            text.contains("content-length: 3\r\n") && !text.contains(": x"),
+            "{text}"
+        );
+        assert_eq!(framing, Framing::Length(3));
     }
 
     #[test]

@@ -4,14 +4,13 @@
 //! connection goes on in a hyper session (see docs/architecture.md).
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use http::header;
 use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -132,14 +131,13 @@ where
             Ok(Err(never)) => match never {},
             Err(end) => return end,
         };
-        let (mut parts, mut body) = resp.into_parts();
+        let (parts, mut body) = resp.into_parts();
         let draining = poll_fn(|cx| Poll::Ready(drained.as_mut().poll(cx).is_ready())).await;
-        let close = asked_close
-            || draining
-            || parts.status.is_informational()
-            || crate::headers::lists_token(&parts.headers, &header::CONNECTION, "close");
-        let framing = encode::head(&mut parts, &method, &body.size_hint(), close, &mut out);
-        if let Err(end) = send_body(io, &mut ahead, &mut body, framing, &mut out).await {
+        let close = asked_close || draining || parts.status.is_informational();
+        let encoded = encode::head(&parts, &method, &body.size_hint(), close, &mut out);
+        drop(parts);
+        let close = encoded.close;
+        if let Err(end) = send_body(io, &mut ahead, &mut body, encoded.framing, &mut out).await {
             return end;
         }
         // The access record is written and the backend's connection released here.
@@ -206,7 +204,8 @@ where
                 push(io, out, &data).await?;
             }
             Framing::Chunked => {
-                out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "{:X}\r\n", data.len());
                 push(io, out, &data).await?;
                 out.extend_from_slice(b"\r\n");
             }
