@@ -90,9 +90,26 @@ fn crlf_only(head: &[u8]) -> bool {
     memchr::memchr_iter(b'\n', &head[start..]).all(|at| at > 0 && head[start + at - 1] == b'\r')
 }
 
+/// True when the bytes of `buf` from `from` on (with the two before, which a line end may
+/// span) hold an empty line, without which no head is complete: a head trickled in small reads
+/// is then parsed once it may be whole, not once per read.
+pub fn may_end_head(buf: &[u8], from: usize) -> bool {
+    let from = from.saturating_sub(2).min(buf.len());
+    memchr::memchr_iter(b'\n', &buf[from..]).any(|at| {
+        let rest = &buf[from + at + 1..];
+        rest.starts_with(b"\n") || rest.starts_with(b"\r\n")
+    })
+}
+
 /// Parses the head at the front of `buf`. Only a [`Parsed::Simple`] head is taken off it; the
 /// header values and target then share the head's memory rather than being copied.
 pub fn parse(buf: &mut BytesMut) -> Parsed {
+    parse_within(buf, usize::MAX)
+}
+
+/// [`parse`], with a complete head longer than `max` bytes left to hyper (which answers 431):
+/// one read can bring more than the limit.
+pub fn parse_within(buf: &mut BytesMut, max: usize) -> Parsed {
     // Uninitialised: zeroing a hundred fields on every parse cost more than the parse.
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -101,7 +118,8 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
         buf,
         &mut fields,
     ) {
-        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Complete(len)) if len <= max => len,
+        Ok(httparse::Status::Complete(_)) => return Parsed::Other,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };

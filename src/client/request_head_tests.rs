@@ -665,3 +665,39 @@ fn mutated_heads_decide_alike_in_every_split_and_agree_with_httparse() {
         "{seen:?} of {inputs}"
     );
 }
+
+#[test]
+fn a_head_longer_than_the_limit_is_left_to_hyper_and_the_end_test_finds_every_line_end() {
+    let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: 0123456789\r\n\r\n";
+    let mut buf = BytesMut::from(&head[..]);
+    assert!(matches!(
+        parse_within(&mut buf, head.len() - 1),
+        Parsed::Other
+    ));
+    assert_eq!(
+        &buf[..],
+        &head[..],
+        "bytes taken from a head over the limit"
+    );
+    assert!(matches!(
+        parse_within(&mut buf, head.len()),
+        Parsed::Simple { .. }
+    ));
+    // Every prefix that httparse could read as complete is one `may_end_head` lets through,
+    // whatever was already scanned (as the session calls it: from the previous length).
+    for end in [&b"\r\n\r\n"[..], b"\n\n", b"\r\n\n", b"\n\r\n"] {
+        let mut whole = b"GET / HTTP/1.1\r\nHost: a".to_vec();
+        whole.extend_from_slice(end);
+        for split in 0..whole.len() {
+            let (seen, _) = whole.split_at(split);
+            let empty_line =
+                seen.windows(2).any(|w| w == b"\n\n") || seen.windows(3).any(|w| w == b"\n\r\n");
+            assert_eq!(may_end_head(seen, 0), empty_line, "{seen:?}");
+            assert!(
+                may_end_head(&whole, split),
+                "end {end:?} missed after {split} bytes"
+            );
+        }
+    }
+    assert!(!may_end_head(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
+}

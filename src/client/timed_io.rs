@@ -92,6 +92,22 @@ impl<T> TimedIo<T> {
         self.inline = Some(holding);
     }
 
+    /// A request began (tether's own HTTP/1 path read its head): the head's deadline no longer
+    /// applies, and the idle deadline starts when the request ends. (hyper's server reads
+    /// while a request is in progress, which tells `poll_read` the same; a response ready at
+    /// once leaves no such read.)
+    pub fn request_started(&mut self) {
+        self.phase = Phase::Busy;
+    }
+
+    /// Unparsed bytes of the next head are held after a response: `header_timeout` applies to
+    /// the rest of it, not `idle_timeout`.
+    pub fn head_pending(&mut self) {
+        if self.phase != Phase::AwaitHead {
+            self.set_deadline(Phase::AwaitHead, self.header_timeout);
+        }
+    }
+
     /// Hands the connection from tether's own HTTP/1 path to hyper's: `bytes` (the start of a
     /// request head, and what followed it) are served again first, scanned as if they had
     /// just been read, and heads are scanned from here on.

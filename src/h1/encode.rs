@@ -70,16 +70,19 @@ pub fn head(
         None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
     }
     out.extend_from_slice(b"\r\n");
-    let (mut said_close, mut has_date) = (false, false);
+    let (mut said_close, mut has_date, mut has_length) = (false, false, false);
     for (name, value) in headers.iter() {
         if *name == header::TRANSFER_ENCODING
-            || (*name == header::CONTENT_LENGTH && !bodiless && declared.is_none())
-            || (*name == header::CONTENT_LENGTH && no_body)
+            || (*name == header::CONTENT_LENGTH
+                && (no_body || has_length || (!bodiless && declared.is_none())))
         {
             // The framing written below replaces any the response carries (hop-by-hop
-            // stripping has removed a backend's; a 1xx or 204 has none).
+            // stripping has removed a backend's; a 1xx or 204 has none), and a HEAD's or 304's
+            // length is given once: a second, conflicting one (unchecked upstream for a
+            // bodiless response) does not reach the client.
             continue;
         }
+        has_length |= *name == header::CONTENT_LENGTH;
         if *name == header::CONNECTION {
             said_close |= lists_close(value.as_bytes());
         } else if *name == header::DATE {
@@ -250,6 +253,19 @@ mod tests {
             "{text}"
         );
         assert_eq!(framing, Framing::Length(3));
+    }
+
+    #[test]
+    fn a_head_response_carries_one_content_length() {
+        let resp = Response::builder()
+            .header("content-length", "5")
+            .header("content-length", "7")
+            .body(())
+            .unwrap();
+        let (text, framing) = encode(resp, Method::HEAD, SizeHint::with_exact(0), false);
+        assert_eq!(text.matches("content-length").count(), 1, "{text}");
+        assert!(text.contains("content-length: 5\r\n"), "{text}");
+        assert_eq!(framing, Framing::None);
     }
 
     #[test]

@@ -78,19 +78,25 @@ where
     // once ready, so it is never polled again.
     let mut drained = pin!(crate::server::stopped(drain));
     loop {
+        // Bytes of the buffer already known to hold no complete head: a head trickled in
+        // small reads is parsed again only once it may have ended.
+        let mut scanned = 0;
         let (req, asked_close) = loop {
             let buf = &mut ahead.buf;
-            match request_head::parse(buf) {
-                Parsed::Simple { req, close } => break (req, close),
-                Parsed::Other => return End::Handoff(ahead.buf),
-                Parsed::BareLf => {
-                    encode::bad_request(&mut out);
-                    let _ = write_out(io, &mut out).await;
-                    let _ = io.shutdown().await;
-                    return End::Closed;
+            if scanned == 0 || request_head::may_end_head(buf, scanned) {
+                match request_head::parse_within(buf, session.max_head) {
+                    Parsed::Simple { req, close } => break (req, close),
+                    Parsed::Other => return End::Handoff(ahead.buf),
+                    Parsed::BareLf => {
+                        encode::bad_request(&mut out);
+                        let _ = write_out(io, &mut out).await;
+                        let _ = io.shutdown().await;
+                        return End::Closed;
+                    }
+                    Parsed::Partial => {}
                 }
-                Parsed::Partial => {}
             }
+            scanned = buf.len();
             if ahead.eof || buf.len() >= session.max_head {
                 // Cut off by the client's close, or too long: hyper's session answers it.
                 return End::Handoff(ahead.buf);
@@ -98,14 +104,11 @@ where
             buf.reserve(READ_CHUNK);
             // Idle release only with nothing unparsed.
             io.set_inline(!buf.is_empty());
-            let read = if buf.is_empty() {
-                // Between requests: a drain closes the idle connection.
-                tokio::select! {
-                    read = io.read_buf(buf) => read,
-                    () = drained.as_mut() => return End::Closed,
-                }
-            } else {
-                io.read_buf(buf).await
+            // No request is in progress: a drain closes the connection (as hyper's graceful
+            // shutdown closes one whose next head has not been read whole).
+            let read = tokio::select! {
+                read = io.read_buf(buf) => read,
+                () = drained.as_mut() => return End::Closed,
             };
             match read {
                 Ok(0) if io.released() => return End::Released,
@@ -116,6 +119,7 @@ where
             }
         };
         let method = req.method().clone();
+        io.request_started();
         let busy = Busy::new(session.activity);
         // Pinned where it is made: `watched` takes it by reference, so the request's future
         // (several KiB) is not moved again.
@@ -148,6 +152,9 @@ where
         if close || (ahead.eof && ahead.buf.is_empty()) {
             let _ = io.shutdown().await;
             return End::Closed;
+        }
+        if !ahead.buf.is_empty() {
+            io.head_pending();
         }
     }
 }

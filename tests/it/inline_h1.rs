@@ -8,9 +8,10 @@ use std::time::Duration;
 use http::Method;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use toml::Value;
 
 use crate::common::admin::count;
-use crate::common::config::{Config, Listener, Pool};
+use crate::common::config::{table, Config, Listener, Pool};
 use crate::common::hostile::eventually;
 use crate::common::{Admin, Echo, Http1, RawConn, TestBackend, Tether};
 
@@ -175,4 +176,62 @@ async fn a_client_reset_while_its_response_waits_frees_the_backend() {
         "the backend still counts the request of a client that reset"
     );
     backend.release_holds();
+}
+
+#[tokio::test]
+async fn an_answer_tether_gives_at_once_leaves_the_connection_its_idle_timeout() {
+    let backend = TestBackend::start("app-1").await;
+    // Only /api is routed: every other request is answered 404 by tether, before any read.
+    let api = table([
+        ("name", "api".into()),
+        ("pool", "app".into()),
+        ("path_prefix", "/api".into()),
+    ]);
+    let listener = Listener::routes_only("web")
+        .set("route", Value::Array(vec![api]))
+        .set("header_timeout", "500ms")
+        .set("idle_timeout", "20s");
+    let tether = Tether::start(Config::round_robin(&backend, listener, Pool::app())).await;
+    let mut conn = RawConn::connect(tether.addr("web")).await;
+    for round in 0..2 {
+        conn.send(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .expect("send");
+        let resp = conn.read_response().await;
+        let resp = resp.unwrap_or_else(|e| panic!("request {round}: no response: {e}"));
+        assert_eq!(resp.status, 404, "request {round}");
+        // Three header timeouts of idle keep-alive, well within the idle timeout.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_served_whole() {
+    let (backend, tether) = start(Listener::web()).await;
+    let mut stream = TcpStream::connect(tether.addr("web"))
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let head = b"GET /echo?trickled HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef\r\n\r\n";
+    for byte in head {
+        stream.write_all(&[*byte]).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&reply).contains("body-length") {
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed before the response");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no response to a trickled head");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("path /echo?trickled\n"), "{text}");
+    assert!(text.contains("header x-long: 0123456789abcdef\n"), "{text}");
+    assert_eq!(backend.requests(), 1);
 }
