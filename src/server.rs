@@ -251,7 +251,13 @@ where
         } else {
             // Bodiless HTTP/1.1 requests are served in this task; the first other request
             // hands the connection to a hyper session.
-            match Box::pin(h1::serve(&mut io, &session, &mut drain)).await {
+            // Boxed with its drain wait, so that a connection between sessions does not carry
+            // the session's size.
+            let session = Box::pin(async {
+                let drained = std::pin::pin!(stopped(&mut drain));
+                h1::serve(&mut io, &session, drained).await
+            });
+            match session.await {
                 h1::End::Closed => return,
                 h1::End::Failed(e) => {
                     tracing::debug!(client.addr = %peer, error = %e, "client connection ended");

@@ -13,7 +13,6 @@ use std::task::Poll;
 use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 
 use super::encode::{self, Framing};
 use crate::client::request_head::{self, Parsed};
@@ -60,13 +59,16 @@ pub enum End {
 }
 
 /// Serves requests on `io` until the connection ends, idles out, or a request needs hyper.
-pub async fn serve<T>(
+/// `drained` resolves when the process starts to shut down; it is made once per session (one
+/// wait, not one per request) and, as it ends the session once ready, never polled again.
+pub async fn serve<T, D>(
     io: &mut TimedIo<T>,
     session: &Session<'_>,
-    drain: &mut watch::Receiver<bool>,
+    mut drained: Pin<&mut D>,
 ) -> End
 where
     T: AsyncRead + AsyncWrite + Unpin,
+    D: Future<Output = ()>,
 {
     let mut ahead = Ahead {
         buf: BytesMut::new(),
@@ -74,9 +76,6 @@ where
         eof: false,
     };
     let mut out = Vec::new();
-    // One wait for the drain for the whole session (not one per request); it ends the session
-    // once ready, so it is never polled again.
-    let mut drained = pin!(crate::server::stopped(drain));
     loop {
         // Bytes of the buffer already known to hold no complete head: a head trickled in
         // small reads is parsed again only once it may have ended.
