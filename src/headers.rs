@@ -47,9 +47,14 @@ pub fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool 
     headers
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .any(|v| value_lists(v.as_bytes(), token))
+}
+
+/// True when the comma-separated list `value` holds `token` (case-insensitive).
+pub fn value_lists(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
@@ -175,6 +180,18 @@ fn push_ip(out: &mut SmallVec<[u8; 48]>, ip: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_found_in_any_place_of_any_field_whatever_its_case() {
+        assert!(value_lists(b"keep-alive, Close", "close"));
+        assert!(value_lists(b" close ", "close"));
+        assert!(!value_lists(b"closed, keep-alive", "close"));
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-a,UPGRADE"));
+        assert!(lists_token(&h, &header::CONNECTION, "upgrade"));
+        assert!(!lists_token(&h, &header::CONNECTION, "close"));
+    }
 
     #[test]
     fn connection_named_headers_are_removed_too() {

@@ -10,6 +10,8 @@ use http::response::Parts;
 use http::{Method, StatusCode};
 use http_body::SizeHint;
 
+use crate::headers::value_lists;
+
 /// How the body follows the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -84,7 +86,7 @@ pub fn head(
         }
         has_length |= *name == header::CONTENT_LENGTH;
         if *name == header::CONNECTION {
-            said_close |= lists_close(value.as_bytes());
+            said_close |= value_lists(value.as_bytes(), "close");
         } else if *name == header::DATE {
             has_date = true;
         }
@@ -114,13 +116,6 @@ pub fn head(
         framing,
         close: close || said_close,
     }
-}
-
-/// True when a `Connection` value lists `close`.
-fn lists_close(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 /// The head of a `400 Bad Request` that ends the connection, for a head refused before any

@@ -83,7 +83,7 @@ where
         let (req, asked_close) = loop {
             let buf = &mut ahead.buf;
             if scanned == 0 || request_head::may_end_head(buf, scanned) {
-                match request_head::parse_within(buf, session.max_head) {
+                match request_head::parse_within(buf, ahead.limit) {
                     Parsed::Simple { req, close } => break (req, close),
                     Parsed::Other => return End::Handoff(ahead.buf),
                     Parsed::BareLf => {
@@ -96,7 +96,7 @@ where
                 }
             }
             scanned = buf.len();
-            if ahead.eof || buf.len() >= session.max_head {
+            if ahead.eof || buf.len() >= ahead.limit {
                 // Cut off by the client's close, or too long: hyper's session answers it.
                 return End::Handoff(ahead.buf);
             }
